@@ -1,0 +1,62 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Zeno;
+
+use Zeno\Runtime\Worker;
+
+/**
+ * The application's door to the host, also available as the global `\Zeno`:
+ * host functions, the request's scope, and the host's log.
+ */
+final class Zeno
+{
+    private static ?Worker $worker = null;
+
+    /** @internal called by the runtime */
+    public static function bind(?Worker $worker): void
+    {
+        self::$worker = $worker;
+    }
+
+    /**
+     * Runs a host function and waits for its result.
+     *
+     * @param array<string, mixed> $parameters
+     * @return array{success: bool, data: mixed, error: ?string, error_info: ?array<string, mixed>}
+     */
+    public static function call(string $function, array $parameters = []): array
+    {
+        if (self::$worker === null) {
+            return [
+                'success' => false,
+                'data' => null,
+                'error' => 'not running under the Zeno host',
+                'error_info' => ['kind' => 'no_host'],
+            ];
+        }
+        return self::$worker->hostCall($function, $parameters);
+    }
+
+    /** A value of the current request's scope (`$_ZENO`), or the whole scope. */
+    public static function scope(?string $key = null, mixed $default = null): mixed
+    {
+        $scope = $GLOBALS['_ZENO'] ?? [];
+        return $key === null ? $scope : ($scope[$key] ?? $default);
+    }
+
+    /**
+     * Writes a record to the host's log, tagged with the current request.
+     *
+     * @param array<string, mixed> $context
+     */
+    public static function log(string $level, string $message, array $context = []): void
+    {
+        if (self::$worker === null) {
+            error_log(sprintf('[%s] %s %s', $level, $message, $context === [] ? '' : json_encode($context)));
+            return;
+        }
+        self::$worker->log($level, $message, $context);
+    }
+}
