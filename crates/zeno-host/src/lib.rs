@@ -1,1 +1,432 @@
-//! placeholder
+//! The embeddable Zeno host: a pool of PHP workers, the host functions PHP may call, and the
+//! per-request scope — everything `zeno serve` uses, for any Rust program to use too.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), zeno_host::HostError> {
+//! use serde_json::json;
+//! use zeno_host::{Dispatch, HostBuilder};
+//!
+//! let host = HostBuilder::new("handler.php")
+//!     .workers(2)
+//!     .function("greet", |_ctx, params| async move {
+//!         Ok(json!(format!("Hello, {}", params["name"].as_str().unwrap_or("you"))))
+//!     })
+//!     .build()
+//!     .await?;
+//! let response = host.dispatch(Dispatch::task(json!({"job": "x"})).scope("user_id", 42)).await?;
+//! println!("{} {:?}", response.status, response.body.body);
+//! host.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod functions;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use zeno_protocol::{HostCall, HostResult, HttpRequest, Request, RequestKind};
+use zeno_worker::{HostCalls, WorkerConfig};
+
+pub use functions::{CallContext, CallError, CallFuture, Registry};
+pub use zeno_pool::PoolError;
+pub use zeno_protocol::{Body, HeaderMap, Response};
+
+/// Environment variables a worker inherits from the host by default. Everything else is
+/// withheld, so secrets in the host's environment never reach PHP.
+pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// Why the host could not start or could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The handler file does not exist.
+    #[error("handler file not found: {0}")]
+    HandlerNotFound(PathBuf),
+    /// The bundled PHP runtime could not be written to disk.
+    #[error("could not unpack the PHP runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The worker pool failed (no worker, timeout, worker died, …).
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+/// Configures and starts a [`Host`].
+#[derive(Debug)]
+pub struct HostBuilder {
+    handler: PathBuf,
+    php_binary: PathBuf,
+    ini: Vec<(String, String)>,
+    workers: usize,
+    env_allowlist: Vec<String>,
+    env: Vec<(String, String)>,
+    scope: Map<String, Value>,
+    registry: Registry,
+    runtime_dir: Option<PathBuf>,
+    boot_timeout: Duration,
+    exec_timeout: Duration,
+    allocate_timeout: Duration,
+    max_queue: usize,
+    max_jobs: u64,
+    max_memory: u64,
+    stop_grace: Duration,
+    max_line: usize,
+    max_host_call: usize,
+    app: String,
+}
+
+impl HostBuilder {
+    /// A host that runs `handler`, a PHP file returning a callable, with defaults for
+    /// everything else.
+    pub fn new(handler: impl Into<PathBuf>) -> Self {
+        HostBuilder {
+            handler: handler.into(),
+            php_binary: PathBuf::from("php-cgi"),
+            ini: Vec::new(),
+            workers: 4,
+            env_allowlist: DEFAULT_ENV_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
+            scope: Map::new(),
+            registry: Registry::with_builtins(),
+            runtime_dir: None,
+            boot_timeout: Duration::from_secs(30),
+            exec_timeout: Duration::from_secs(30),
+            allocate_timeout: Duration::from_secs(10),
+            max_queue: 1024,
+            max_jobs: 0,
+            max_memory: 0,
+            stop_grace: Duration::from_secs(10),
+            max_line: zeno_protocol::DEFAULT_MAX_LINE,
+            max_host_call: 1024 * 1024,
+            app: "handler".into(),
+        }
+    }
+
+    /// The PHP binary to run (default `php-cgi`; `php` works, but `header()` is then ignored).
+    pub fn php_binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.php_binary = binary.into();
+        self
+    }
+
+    /// Adds a `php.ini` setting passed as `-d name=value`.
+    pub fn ini(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.ini.push((name.into(), value.into()));
+        self
+    }
+
+    /// Number of worker processes.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Lets the worker inherit this variable from the host's environment.
+    pub fn allow_env(mut self, name: impl Into<String>) -> Self {
+        self.env_allowlist.push(name.into());
+        self
+    }
+
+    /// Replaces the list of variables inherited from the host's environment.
+    pub fn env_allowlist(mut self, names: Vec<String>) -> Self {
+        self.env_allowlist = names;
+        self
+    }
+
+    /// Sets a variable in the workers' environment.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// A scope value every request carries (lowest precedence).
+    pub fn scope_value(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.scope.insert(key.into(), value.into());
+        self
+    }
+
+    /// Registers a host function PHP can call with `\Zeno::call($name, [...])`.
+    pub fn function<F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(CallContext, Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, CallError>> + Send + 'static,
+    {
+        self.registry.register(name, handler);
+        self
+    }
+
+    /// Uses a checkout of `php-client/` instead of the runtime bundled in the binary.
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Longest a worker may take to boot.
+    pub fn boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
+    }
+
+    /// Longest a request may run before its worker is killed.
+    pub fn exec_timeout(mut self, timeout: Duration) -> Self {
+        self.exec_timeout = timeout;
+        self
+    }
+
+    /// Longest a request may wait for a free worker.
+    pub fn allocate_timeout(mut self, timeout: Duration) -> Self {
+        self.allocate_timeout = timeout;
+        self
+    }
+
+    /// Requests that may wait for a worker at once.
+    pub fn max_queue(mut self, max: usize) -> Self {
+        self.max_queue = max.max(1);
+        self
+    }
+
+    /// Recycle a worker after this many requests (0: never).
+    pub fn max_jobs(mut self, max: u64) -> Self {
+        self.max_jobs = max;
+        self
+    }
+
+    /// Recycle a worker whose RSS passes this many bytes after a request (0: never).
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    /// How long a stopping worker may take before it is killed.
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// Longest protocol line accepted from a worker (bounds a response's size).
+    pub fn max_line(mut self, bytes: usize) -> Self {
+        self.max_line = bytes;
+        self
+    }
+
+    /// Largest host_call accepted from a worker.
+    pub fn max_host_call(mut self, bytes: usize) -> Self {
+        self.max_host_call = bytes;
+        self
+    }
+
+    /// Boots the workers. Fails if the handler is missing or no worker can boot.
+    pub async fn build(self) -> Result<Host, HostError> {
+        if !self.handler.is_file() {
+            return Err(HostError::HandlerNotFound(self.handler));
+        }
+        let handler = std::fs::canonicalize(&self.handler).map_err(HostError::Runtime)?;
+        let runtime = match self.runtime_dir {
+            Some(dir) => runtime::RuntimeDir::External(dir),
+            None => runtime::RuntimeDir::unpack().map_err(HostError::Runtime)?,
+        };
+        let worker = WorkerConfig {
+            php_binary: self.php_binary,
+            ini: default_ini().chain(self.ini).collect(),
+            script: runtime.entry(),
+            env: worker_env(&self.env_allowlist, self.env, &handler),
+            cwd: handler.parent().map(Path::to_path_buf),
+            boot_timeout: self.boot_timeout,
+            max_line: self.max_line,
+            max_host_call: self.max_host_call,
+        };
+        let pool_config = zeno_pool::PoolConfig {
+            worker,
+            workers: self.workers,
+            exec_timeout: self.exec_timeout,
+            allocate_timeout: self.allocate_timeout,
+            max_queue: self.max_queue,
+            max_jobs: self.max_jobs,
+            max_memory: self.max_memory,
+            stop_grace: self.stop_grace,
+        };
+        let registry = Arc::new(self.registry);
+        let calls: Arc<dyn HostCalls> = Arc::new(RegistryCalls(registry.clone()));
+        let pool = zeno_pool::Pool::start(pool_config, calls).await?;
+        Ok(Host {
+            pool,
+            scope: self.scope,
+            next_id: AtomicU64::new(1),
+            _runtime: runtime,
+            app: self.app,
+        })
+    }
+}
+
+fn default_ini() -> impl Iterator<Item = (String, String)> {
+    [
+        // Errors go to stderr (logged by the host), never into the protocol or a response.
+        ("display_errors", "stderr"),
+        ("display_startup_errors", "1"),
+        ("log_errors", "0"),
+        ("html_errors", "0"),
+        // The host enforces exec_timeout; PHP's own limit would kill a worker mid-request.
+        ("max_execution_time", "0"),
+        ("output_buffering", "0"),
+        ("implicit_flush", "0"),
+        ("expose_php", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+}
+
+fn worker_env(
+    allowlist: &[String],
+    extra: Vec<(String, String)>,
+    handler: &Path,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = allowlist
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    env.extend(extra);
+    env.push(("ZENO_HANDLER".into(), handler.display().to_string()));
+    env.push(("ZENO_PROTOCOL".into(), zeno_protocol::PROTOCOL_VERSION.to_string()));
+    env
+}
+
+/// Binds the registry to the worker's host calls.
+struct RegistryCalls(Arc<Registry>);
+
+impl HostCalls for RegistryCalls {
+    fn call<'a>(
+        &'a self,
+        call: HostCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostResult> + Send + 'a>> {
+        Box::pin(async move {
+            let ctx = CallContext {
+                request_id: call.request,
+                function: call.function,
+            };
+            match self.0.call(ctx.clone(), call.parameters).await {
+                Ok(data) => HostResult::ok(call.id, data),
+                Err(err) => {
+                    tracing::debug!(request = %ctx.request_id, function = %ctx.function, error = %err, "host function failed");
+                    HostResult {
+                        id: call.id,
+                        success: false,
+                        data: None,
+                        error: Some(err.message.clone()),
+                        error_info: Some(err.error_info()),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Work for PHP: an HTTP request or a task, with the scope values the caller adds.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    kind: DispatchKind,
+    scope: Map<String, Value>,
+    id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+enum DispatchKind {
+    Http(Box<HttpRequest>),
+    Task(Value),
+}
+
+impl Dispatch {
+    /// An HTTP request for the handler.
+    pub fn http(request: HttpRequest) -> Self {
+        Dispatch {
+            kind: DispatchKind::Http(Box::new(request)),
+            scope: Map::new(),
+            id: None,
+        }
+    }
+
+    /// A task: the handler receives a `Zeno\Request` whose `task()` is `payload`.
+    pub fn task(payload: Value) -> Self {
+        Dispatch {
+            kind: DispatchKind::Task(payload),
+            scope: Map::new(),
+            id: None,
+        }
+    }
+
+    /// Adds a scope value for this request (overrides the host's static scope).
+    pub fn scope(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.scope.insert(key.into(), value.into());
+        self
+    }
+
+    /// Uses this request id instead of a generated one (it must be unique).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+/// A running host: workers booted, ready to dispatch.
+#[derive(Debug)]
+pub struct Host {
+    pool: zeno_pool::Pool,
+    scope: Map<String, Value>,
+    next_id: AtomicU64,
+    _runtime: runtime::RuntimeDir,
+    app: String,
+}
+
+impl Host {
+    /// A fresh request id, unique within this host.
+    pub fn next_request_id(&self) -> String {
+        format!("r-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The scope a request carries: the host's static values, then the dispatcher's, then
+    /// what the host computes (`request_id`), each overriding the one before.
+    pub fn merge_scope(&self, request_id: &str, extra: Map<String, Value>) -> Map<String, Value> {
+        let mut scope = self.scope.clone();
+        scope.extend(extra);
+        scope.insert("request_id".into(), Value::String(request_id.to_owned()));
+        scope
+    }
+
+    /// Runs a request or task on a free worker and returns PHP's response.
+    pub async fn dispatch(&self, dispatch: Dispatch) -> Result<Response, HostError> {
+        let id = dispatch.id.unwrap_or_else(|| self.next_request_id());
+        let scope = self.merge_scope(&id, dispatch.scope);
+        let request = match dispatch.kind {
+            DispatchKind::Http(http) => Request {
+                id,
+                kind: RequestKind::Http,
+                http: Some(*http),
+                task: None,
+                scope,
+            },
+            DispatchKind::Task(task) => Request {
+                id,
+                kind: RequestKind::Task,
+                http: None,
+                task: Some(task),
+                scope,
+            },
+        };
+        Ok(self.pool.dispatch(request).await?)
+    }
+
+    /// Workers booted and serving now.
+    pub fn live_workers(&self) -> usize {
+        self.pool.live_workers()
+    }
+
+    /// What the workers run (`handler`).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Lets running requests finish, stops every worker, and waits for them.
+    pub async fn shutdown(&self) {
+        self.pool.shutdown().await;
+    }
+}

@@ -1,1 +1,346 @@
-//! placeholder
+//! One PHP worker process: spawn it, wait for its handshake, run requests through it while
+//! relaying its host calls, and stop it.
+//!
+//! A [`Worker`] owns its process and the process's whole group. Dropping a worker kills the
+//! group, and the kernel kills the process if the host dies (`PR_SET_PDEATHSIG`), so no PHP
+//! process outlives the host. Supervision (how many workers, when to replace one) is the
+//! pool's job, not this crate's.
+
+mod process;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use zeno_protocol::{
+    CodecError, Frame, HostCall, HostMessage, HostResult, Log, NdjsonCodec, Ready, Request,
+    Response, WorkerMessage, PROTOCOL_VERSION,
+};
+
+/// How to start a worker. The environment is given whole: the worker sees nothing of the
+/// host's own environment that is not listed here.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The PHP binary (`php-cgi` by default, so `header()` works; `php` works too).
+    pub php_binary: PathBuf,
+    /// `-d name=value` settings passed to PHP.
+    pub ini: Vec<(String, String)>,
+    /// The PHP file PHP runs: the runtime's `bin/zeno-worker.php`.
+    pub script: PathBuf,
+    /// The complete environment of the worker.
+    pub env: Vec<(String, String)>,
+    /// Working directory of the worker.
+    pub cwd: Option<PathBuf>,
+    /// How long a worker may take to boot and say `ready`.
+    pub boot_timeout: Duration,
+    /// Longest line accepted from the worker, in bytes.
+    pub max_line: usize,
+    /// Largest `host_call` line accepted, in bytes; larger calls get an error result.
+    pub max_host_call: usize,
+}
+
+/// Runs the host functions a worker calls. The pool and host implement it; the worker only
+/// relays.
+pub trait HostCalls: Send + Sync {
+    /// Runs one host call and returns its result. Never fails: errors are results.
+    fn call<'a>(&'a self, call: HostCall) -> Pin<Box<dyn Future<Output = HostResult> + Send + 'a>>;
+}
+
+/// Why a worker could not start or could not finish a request. Every variant means the
+/// worker is unusable and must be replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The PHP binary could not be started.
+    #[error("could not start {binary}: {source}")]
+    Spawn {
+        /// The binary that failed to start.
+        binary: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The worker did not say `ready` in time.
+    #[error("worker did not become ready within {0:?}")]
+    BootTimeout(Duration),
+    /// The worker process ended (during boot or during a request).
+    #[error("worker exited ({status}) {during}")]
+    Exited {
+        /// How it ended.
+        status: String,
+        /// What the host was waiting for.
+        during: &'static str,
+    },
+    /// The worker speaks a protocol version the host does not.
+    #[error("worker speaks protocol {0}, this host speaks {PROTOCOL_VERSION}")]
+    UnsupportedProtocol(u32),
+    /// The worker wrote something on stdout that is not a protocol message.
+    #[error("worker wrote non-protocol output on stdout: {0:?}")]
+    StrayOutput(String),
+    /// The worker broke the protocol in another way (oversized line, wrong response id).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Writing to the worker failed.
+    #[error("could not write to worker: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running PHP worker that has completed its handshake.
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    pid: u32,
+    stdin: FramedWrite<ChildStdin, NdjsonCodec>,
+    stdout: FramedRead<ChildStdout, NdjsonCodec>,
+    ready: Ready,
+    max_host_call: usize,
+    requests: u64,
+}
+
+impl Worker {
+    /// Starts a worker and waits for its `ready`. Host calls made while booting are relayed
+    /// through `calls`.
+    pub async fn spawn(config: &WorkerConfig, calls: &dyn HostCalls) -> Result<Worker, WorkerError> {
+        let (child, pid, stdin, stdout) = process::spawn(config)?;
+        let mut worker = Worker {
+            child,
+            pid,
+            stdin: FramedWrite::new(stdin, NdjsonCodec::new(config.max_line)),
+            stdout: FramedRead::new(stdout, NdjsonCodec::new(config.max_line)),
+            ready: Ready {
+                protocol: 0,
+                pid,
+                php: String::new(),
+                app: String::new(),
+            },
+            max_host_call: config.max_host_call,
+            requests: 0,
+        };
+        match tokio::time::timeout(config.boot_timeout, worker.handshake(calls)).await {
+            Ok(Ok(ready)) => {
+                tracing::debug!(pid, php = %ready.php, app = %ready.app, "worker ready");
+                worker.ready = ready;
+                Ok(worker)
+            }
+            Ok(Err(err)) => {
+                worker.kill().await;
+                Err(err)
+            }
+            Err(_) => {
+                worker.kill().await;
+                Err(WorkerError::BootTimeout(config.boot_timeout))
+            }
+        }
+    }
+
+    async fn handshake(&mut self, calls: &dyn HostCalls) -> Result<Ready, WorkerError> {
+        loop {
+            match self.next_frame("booting").await? {
+                Frame::Message {
+                    message: WorkerMessage::Ready(ready),
+                    ..
+                } => {
+                    if ready.protocol != PROTOCOL_VERSION {
+                        return Err(WorkerError::UnsupportedProtocol(ready.protocol));
+                    }
+                    return Ok(ready);
+                }
+                Frame::Message {
+                    message: WorkerMessage::HostCall(call),
+                    len,
+                } => self.relay(call, len, calls).await?,
+                Frame::Message {
+                    message: WorkerMessage::Log(log),
+                    ..
+                } => self.emit_log(&log),
+                Frame::Message { message, .. } => {
+                    return Err(WorkerError::Protocol(format!(
+                        "expected ready, got {message:?}"
+                    )))
+                }
+                // PHP's own startup errors can reach stdout before the runtime runs; they are
+                // worth seeing but do not make the worker unusable.
+                Frame::Junk(line) => {
+                    tracing::warn!(pid = self.pid, output = %line, "worker printed to stdout while booting")
+                }
+            }
+        }
+    }
+
+    /// Runs one request and returns the worker's response. Host calls made by PHP while it
+    /// works are relayed through `calls`. An error means the worker must be discarded.
+    pub async fn handle(
+        &mut self,
+        request: Request,
+        calls: &dyn HostCalls,
+    ) -> Result<Response, WorkerError> {
+        let id = request.id.clone();
+        self.requests += 1;
+        self.stdin.send(&HostMessage::Request(request)).await.map_err(codec_to_worker)?;
+        loop {
+            match self.next_frame("handling a request").await? {
+                Frame::Message {
+                    message: WorkerMessage::Response(response),
+                    ..
+                } => {
+                    if response.id != id {
+                        return Err(WorkerError::Protocol(format!(
+                            "response for {:?} while {id:?} was in flight",
+                            response.id
+                        )));
+                    }
+                    return Ok(response);
+                }
+                Frame::Message {
+                    message: WorkerMessage::HostCall(call),
+                    len,
+                } => self.relay(call, len, calls).await?,
+                Frame::Message {
+                    message: WorkerMessage::Log(log),
+                    ..
+                } => self.emit_log(&log),
+                Frame::Message {
+                    message: WorkerMessage::Ready(_),
+                    ..
+                } => {
+                    return Err(WorkerError::Protocol(
+                        "ready sent while a request was in flight".into(),
+                    ))
+                }
+                Frame::Junk(line) => {
+                    tracing::error!(pid = self.pid, request = %id, output = %line, "worker wrote non-protocol output on stdout");
+                    return Err(WorkerError::StrayOutput(line));
+                }
+            }
+        }
+    }
+
+    async fn relay(
+        &mut self,
+        call: HostCall,
+        len: usize,
+        calls: &dyn HostCalls,
+    ) -> Result<(), WorkerError> {
+        let result = if len > self.max_host_call {
+            tracing::warn!(pid = self.pid, function = %call.function, len, limit = self.max_host_call, "host_call over the size limit");
+            HostResult::err(
+                call.id,
+                "too_large",
+                format!(
+                    "host_call of {len} bytes is over the limit of {} bytes",
+                    self.max_host_call
+                ),
+            )
+        } else {
+            calls.call(call).await
+        };
+        self.stdin
+            .send(&HostMessage::HostResult(result))
+            .await
+            .map_err(codec_to_worker)
+    }
+
+    fn emit_log(&self, log: &Log) {
+        let pid = self.pid;
+        let request = log.request.as_deref().unwrap_or("");
+        let context = if log.context.is_null() {
+            String::new()
+        } else {
+            log.context.to_string()
+        };
+        let message = &log.message;
+        match log.level.as_str() {
+            "debug" => tracing::debug!(target: "php", pid, request, %context, "{message}"),
+            "info" | "notice" => tracing::info!(target: "php", pid, request, %context, "{message}"),
+            "warning" => tracing::warn!(target: "php", pid, request, %context, "{message}"),
+            _ => tracing::error!(target: "php", pid, request, level = %log.level, %context, "{message}"),
+        }
+    }
+
+    async fn next_frame(&mut self, during: &'static str) -> Result<Frame, WorkerError> {
+        match self.stdout.next().await {
+            Some(Ok(frame)) => Ok(frame),
+            Some(Err(CodecError::LineTooLong { limit })) => Err(WorkerError::Protocol(format!(
+                "worker wrote a line longer than {limit} bytes"
+            ))),
+            Some(Err(err)) => Err(WorkerError::Protocol(err.to_string())),
+            None => {
+                let status = self.child.wait().await;
+                Err(WorkerError::Exited {
+                    status: describe(status),
+                    during,
+                })
+            }
+        }
+    }
+
+    /// The operating system's process id of the worker.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// What the worker said in its handshake.
+    pub fn ready(&self) -> &Ready {
+        &self.ready
+    }
+
+    /// How many requests this worker has been given.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Resident memory of the worker process, from `/proc`.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        process::rss_bytes(self.pid)
+    }
+
+    /// Asks the worker to exit after its current request, waits up to `grace`, then kills
+    /// its process group.
+    pub async fn stop(mut self, grace: Duration) {
+        let _ = self.stdin.send(&HostMessage::Stop).await;
+        let _ = self.stdin.close().await;
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => {
+                tracing::debug!(pid = self.pid, status = %describe(status), "worker stopped");
+                process::kill_group(self.pid);
+            }
+            Err(_) => {
+                tracing::warn!(pid = self.pid, ?grace, "worker did not stop in time; killing it");
+                self.kill().await;
+            }
+        }
+    }
+
+    /// Kills the worker's whole process group at once and reaps the worker.
+    pub async fn kill(&mut self) {
+        process::kill_group(self.pid);
+        let _ = self.child.wait().await;
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker dropped without stop() (a cancelled request, a panic) must not leave PHP
+        // running; tokio reaps the child in the background (kill_on_drop).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            process::kill_group(self.pid);
+        }
+    }
+}
+
+fn codec_to_worker(err: CodecError) -> WorkerError {
+    match err {
+        CodecError::Io(io) => WorkerError::Io(io),
+        other => WorkerError::Protocol(other.to_string()),
+    }
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(err) => format!("unknown status: {err}"),
+    }
+}

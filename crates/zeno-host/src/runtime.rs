@@ -1,0 +1,92 @@
+//! The PHP runtime (`php-client/`) compiled into the binary, so `zeno serve` needs no
+//! composer install: at start the files are written to a private temp directory.
+
+use std::path::{Path, PathBuf};
+
+macro_rules! bundle {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../../php-client/", $path)))),*]
+    };
+}
+
+/// Every file of the runtime, by its path inside `php-client/`.
+const FILES: &[(&str, &str)] = bundle!(
+    "bin/zeno-worker.php",
+    "src/autoload.php",
+    "src/Zeno.php",
+    "src/Request.php",
+    "src/Response.php",
+    "src/Runtime/Channel.php",
+    "src/Runtime/PhpStream.php",
+    "src/Runtime/Superglobals.php",
+    "src/Runtime/Worker.php",
+);
+
+/// Where the runtime's files are: a temp directory owned by this host (removed when it is
+/// dropped), or a checkout of `php-client/` given by the embedder.
+#[derive(Debug)]
+pub(crate) enum RuntimeDir {
+    Bundled(tempfile::TempDir),
+    External(PathBuf),
+}
+
+impl RuntimeDir {
+    pub(crate) fn unpack() -> std::io::Result<RuntimeDir> {
+        let dir = tempfile::Builder::new().prefix("zeno-runtime-").tempdir()?;
+        for (path, content) in FILES {
+            let target = dir.path().join(path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(target, content)?;
+        }
+        Ok(RuntimeDir::Bundled(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            RuntimeDir::Bundled(dir) => dir.path(),
+            RuntimeDir::External(path) => path,
+        }
+    }
+
+    /// The worker entry script.
+    pub(crate) fn entry(&self) -> PathBuf {
+        self.path().join("bin/zeno-worker.php")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpacks_every_runtime_file() {
+        let dir = RuntimeDir::unpack().expect("unpack");
+        for (path, content) in FILES {
+            let on_disk = std::fs::read_to_string(dir.path().join(path)).expect("read");
+            assert_eq!(&on_disk, content);
+        }
+        assert!(dir.entry().is_file());
+    }
+
+    /// Every PHP class file in php-client/src must be bundled, or the worker would fail to
+    /// autoload it only when a request first needs it.
+    #[test]
+    fn bundles_all_core_php_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../php-client");
+        let mut missing = Vec::new();
+        for sub in ["src", "src/Runtime", "bin"] {
+            for entry in std::fs::read_dir(root.join(sub)).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|ext| ext == "php") {
+                    let rel = format!("{sub}/{}", path.file_name().expect("name").to_string_lossy());
+                    if !FILES.iter().any(|(p, _)| *p == rel) {
+                        missing.push(rel);
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not bundled: {missing:?}");
+    }
+}

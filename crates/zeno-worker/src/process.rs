@@ -1,0 +1,116 @@
+//! Starting and killing the PHP process: its own process group, death with the host, an
+//! environment built from scratch, stderr logged line by line.
+
+use std::process::Stdio;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+use crate::{WorkerConfig, WorkerError};
+
+/// Longest stderr line logged as one event; longer output is logged in pieces.
+const MAX_STDERR_LINE: u64 = 16 * 1024;
+
+pub(crate) fn spawn(
+    config: &WorkerConfig,
+) -> Result<(Child, u32, ChildStdin, ChildStdout), WorkerError> {
+    let mut cmd = Command::new(&config.php_binary);
+    // -q: php-cgi must not print CGI headers on stdout. php (cli) ignores it.
+    cmd.arg("-q");
+    for (name, value) in &config.ini {
+        cmd.arg("-d").arg(format!("{name}={value}"));
+    }
+    cmd.arg(&config.script)
+        .env_clear()
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &config.cwd {
+        cmd.current_dir(dir);
+    }
+    die_with_parent(&mut cmd);
+
+    let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
+        binary: config.php_binary.display().to_string(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or_default();
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
+        kill_group(pid);
+        return Err(WorkerError::Protocol("worker pipes were not created".into()));
+    };
+    tokio::spawn(log_stderr(pid, stderr));
+    Ok((child, pid, stdin, stdout))
+}
+
+/// Makes the kernel SIGKILL the worker when the host dies, even by `kill -9`.
+///
+/// PR_SET_PDEATHSIG fires when the *thread* that forked exits. Workers are spawned from
+/// tokio's runtime threads, which live as long as the runtime; never spawn them from
+/// `spawn_blocking`, whose threads exit when idle.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec. It only makes two system
+    // calls (prctl, getppid), which are async-signal-safe, and allocates nothing: the error
+    // is built from a raw errno.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The host may have died between fork and prctl: then nobody will signal us.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// SIGKILLs the worker's process group: the worker and anything it started.
+pub(crate) fn kill_group(pid: u32) {
+    if pid == 0 {
+        return;
+    }
+    let Ok(raw) = i32::try_from(pid) else {
+        return;
+    };
+    // ESRCH (already gone) is the common, harmless case.
+    let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+}
+
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|size| u64::try_from(size).ok())
+        .unwrap_or(4096);
+    Some(pages * page_size)
+}
+
+async fn log_stderr(pid: u32, stderr: ChildStderr) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_STDERR_LINE).read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']);
+                if !text.is_empty() {
+                    tracing::warn!(target: "php", pid, "{text}");
+                }
+            }
+        }
+    }
+}
