@@ -1,1 +1,222 @@
-//! helpers
+//! Helpers for the end-to-end tests: start the real `zeno` binary on a free port with real
+//! PHP, read its log, stop it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A file under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+/// The `zeno` binary: `$ZENO_BIN`, or the one cargo built next to this test.
+pub fn zeno_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("ZENO_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/zeno
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join("zeno");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first (cargo build -p zeno-cli), or set ZENO_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `zeno serve`.
+pub struct Server {
+    child: Child,
+    /// The address it listens on.
+    pub addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// What to start.
+pub struct ServerBuilder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    /// Extra command-line arguments after `zeno serve`.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// An environment variable for the zeno process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// The working directory of the zeno process.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Starts the server and waits until it listens; panics with its log if it does not.
+    pub fn start(self) -> Server {
+        match self.try_start() {
+            Ok(server) => server,
+            Err((status, log)) => panic!("zeno did not start ({status:?}):\n{}", log.join("\n")),
+        }
+    }
+
+    /// Starts the server; on failure returns its exit status and log.
+    pub fn try_start(self) -> Result<Server, (Option<ExitStatus>, Vec<String>)> {
+        let mut cmd = Command::new(zeno_bin());
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(&self.args)
+            .env("ZENO_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd.spawn().expect("spawn zeno");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if value["fields"]["message"] == "zeno is serving" {
+                        if let Some(addr) = value["fields"]["addr"].as_str() {
+                            let _ = tx.send(addr.to_owned());
+                        }
+                    }
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
+                return Ok(Server { child, addr, log });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Let the reader thread collect the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                let lines = log.lock().expect("log lock").clone();
+                return Err((Some(status), lines));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let lines = log.lock().expect("log lock").clone();
+                return Err((None, lines));
+            }
+        }
+    }
+}
+
+impl Server {
+    /// `zeno serve --worker <handler>` with extra arguments to add.
+    pub fn worker(handler: &Path) -> ServerBuilder {
+        ServerBuilder {
+            args: vec!["--worker".into(), handler.display().to_string()],
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// `zeno serve` with only the given arguments.
+    pub fn bare() -> ServerBuilder {
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    /// `http://addr` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The zeno process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every log line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits up to `timeout` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends a signal to zeno.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal zeno");
+    }
+
+    /// Waits for zeno to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a process with this pid exists (zombies count as gone).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            state != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
