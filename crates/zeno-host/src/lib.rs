@@ -261,10 +261,12 @@ impl HostBuilder {
 
 fn default_ini() -> impl Iterator<Item = (String, String)> {
     [
-        // Errors go to stderr (logged by the host), never into the protocol or a response.
-        ("display_errors", "stderr"),
-        ("display_startup_errors", "1"),
-        ("log_errors", "0"),
+        // Errors are logged to stderr (and so by the host), never displayed: php-cgi ignores
+        // display_errors=stderr and would print them on stdout, into the protocol.
+        ("display_errors", "0"),
+        ("display_startup_errors", "0"),
+        ("log_errors", "1"),
+        ("error_log", ""),
         ("html_errors", "0"),
         // The host enforces exec_timeout; PHP's own limit would kill a worker mid-request.
         ("max_execution_time", "0"),

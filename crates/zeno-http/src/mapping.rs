@@ -280,6 +280,7 @@ mod tests {
                 status: 201,
                 headers,
                 body: Body::from_bytes(vec![0xff, 0x01]),
+                exiting: false,
             },
             "r-1",
         );
@@ -298,6 +299,7 @@ mod tests {
                 status: 1000,
                 headers: HeaderMap::new(),
                 body: Body::default(),
+                exiting: false,
             },
             "r-1",
         );

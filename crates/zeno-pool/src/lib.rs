@@ -239,6 +239,11 @@ impl Slot {
             let job = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => None,
+                err = worker.watch_idle() => {
+                    tracing::warn!(pid = worker.pid(), error = %err, "idle worker failed; replacing it");
+                    worker.kill().await;
+                    return false;
+                }
                 job = async { self.jobs.lock().await.recv().await } => job,
             };
             let Some(job) = job else {
@@ -271,6 +276,11 @@ impl Slot {
                     let _ = job.reply.send(Err(PoolError::Timeout(self.config.exec_timeout)));
                     return false;
                 }
+            }
+            if worker.is_exiting() {
+                tracing::info!(pid = worker.pid(), "worker is exiting after its response; replacing it");
+                worker.stop(self.config.stop_grace).await;
+                return false;
             }
             if self.config.max_jobs > 0 && worker.requests() >= self.config.max_jobs {
                 tracing::info!(pid = worker.pid(), requests = worker.requests(), "worker reached max_jobs; recycling it");

@@ -257,6 +257,10 @@ pub struct Response {
     /// The response body.
     #[serde(flatten)]
     pub body: Body,
+    /// The worker will exit after this response (a handler called `exit`, or a fatal error);
+    /// the host must not send it more work.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exiting: bool,
 }
 
 /// A log record from PHP.

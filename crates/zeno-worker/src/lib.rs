@@ -98,6 +98,7 @@ pub struct Worker {
     ready: Ready,
     max_host_call: usize,
     requests: u64,
+    exiting: bool,
 }
 
 impl Worker {
@@ -118,6 +119,7 @@ impl Worker {
             },
             max_host_call: config.max_host_call,
             requests: 0,
+            exiting: false,
         };
         match tokio::time::timeout(config.boot_timeout, worker.handshake(calls)).await {
             Ok(Ok(ready)) => {
@@ -192,6 +194,7 @@ impl Worker {
                             response.id
                         )));
                     }
+                    self.exiting = response.exiting;
                     return Ok(response);
                 }
                 Frame::Message {
@@ -216,6 +219,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Watches an idle worker: returns only when it must be replaced (it exited, or wrote
+    /// something other than a log record while it had no request). Cancel-safe, so a pool can
+    /// race it against waiting for the next request.
+    pub async fn watch_idle(&mut self) -> WorkerError {
+        loop {
+            match self.next_frame("idle").await {
+                Ok(Frame::Message {
+                    message: WorkerMessage::Log(log),
+                    ..
+                }) => self.emit_log(&log),
+                Ok(Frame::Junk(line)) => {
+                    tracing::error!(pid = self.pid, output = %line, "idle worker wrote non-protocol output on stdout");
+                    return WorkerError::StrayOutput(line);
+                }
+                Ok(Frame::Message { message, .. }) => {
+                    return WorkerError::Protocol(format!("unexpected message from an idle worker: {message:?}"))
+                }
+                Err(err) => return err,
+            }
+        }
+    }
+
+    /// Whether the worker announced it will exit after its last response.
+    pub fn is_exiting(&self) -> bool {
+        self.exiting
     }
 
     async fn relay(

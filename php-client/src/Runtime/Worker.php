@@ -55,6 +55,8 @@ final class Worker
             return 1;
         }
         $handlerPath = (string) realpath($handlerPath);
+        // As under PHP-FPM, relative paths resolve from the handler's directory.
+        chdir(dirname($handlerPath));
         $worker = new self($channel, $stderr);
         $worker->baseServer['SCRIPT_FILENAME'] = $handlerPath;
         $worker->baseServer['DOCUMENT_ROOT'] = dirname($handlerPath);
@@ -232,6 +234,7 @@ final class Worker
                 $response = $this->respond(null, $output);
             }
             $response['id'] = $id;
+            $response['exiting'] = true;
             $this->channel->send($response);
         } catch (\Throwable) {
             // The pipe is gone; the host answers the request itself when it sees the exit.
