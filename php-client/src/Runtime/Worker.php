@@ -125,8 +125,7 @@ final class Worker
         $_REQUEST = $globals['request'];
         $GLOBALS['_ZENO'] = $scope;
         PhpStream::setInput($body);
-        header_remove();
-        http_response_code(200);
+        self::resetHeaders();
 
         $request = new Request(
             $id,
@@ -308,10 +307,22 @@ final class Worker
         return preg_match('//u', $bytes) === 1 ? ['body' => $bytes] : ['body_b64' => base64_encode($bytes)];
     }
 
-    private function reset(): void
+    /**
+     * Clears header() state between requests. php-cgi (run with -q) accepts headers at any
+     * time; the CLI SAPI keeps none and warns once output has started, so it is skipped there.
+     */
+    private static function resetHeaders(): void
     {
+        if (PHP_SAPI === 'cli' && headers_sent()) {
+            return;
+        }
         header_remove();
         http_response_code(200);
+    }
+
+    private function reset(): void
+    {
+        self::resetHeaders();
         $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
         $_SERVER = $this->baseServer;
         $GLOBALS['_ZENO'] = [];
