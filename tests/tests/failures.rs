@@ -26,7 +26,9 @@ async fn pid_of(server: &Server) -> u64 {
 }
 
 fn one_worker(extra: &[&str]) -> Server {
-    let mut builder = Server::worker(&fixture("dump.php")).arg("--workers").arg("1");
+    let mut builder = Server::worker(&fixture("dump.php"))
+        .arg("--workers")
+        .arg("1");
     for arg in extra {
         builder = builder.arg(*arg);
     }
@@ -39,7 +41,10 @@ async fn an_exception_gives_500_and_the_worker_keeps_serving() {
     let before = pid_of(&server).await;
     let response = get(&server, "/throw").await;
     assert_eq!(response.status(), 500);
-    assert_eq!(response.text().await.expect("text"), "Internal Server Error\n");
+    assert_eq!(
+        response.text().await.expect("text"),
+        "Internal Server Error\n"
+    );
     assert_eq!(pid_of(&server).await, before, "same worker, still alive");
     assert!(server
         .wait_for_log("boom from the handler", Duration::from_secs(5))
@@ -96,9 +101,12 @@ async fn stray_stdout_fails_the_request_cleanly_and_replaces_the_worker() {
     let before = pid_of(&server).await;
     let response = get(&server, "/stray").await;
     assert_eq!(response.status(), 502);
-    assert!(server
-        .wait_for_log("stray output on stdout", Duration::from_secs(5))
-        .is_some(), "the junk is logged verbatim");
+    assert!(
+        server
+            .wait_for_log("stray output on stdout", Duration::from_secs(5))
+            .is_some(),
+        "the junk is logged verbatim"
+    );
     assert_ne!(pid_of(&server).await, before);
 }
 
@@ -125,7 +133,13 @@ async fn no_free_worker_in_time_gives_503_with_retry_after() {
     let server = one_worker(&["--allocate-timeout", "200ms", "--exec-timeout", "30s"]);
     let slow = tokio::spawn({
         let url = server.url("/hang");
-        async move { client().get(url).timeout(Duration::from_secs(3)).send().await }
+        async move {
+            client()
+                .get(url)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let response = get(&server, "/pid").await;
@@ -151,10 +165,13 @@ async fn bodies_and_headers_over_the_limits_get_413_and_431() {
     assert_eq!(response.status(), 413);
 
     // A chunked body without Content-Length is cut off at the limit too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..4).map(|_| Ok(vec![b'b'; 512])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..4).map(|_| Ok(vec![b'b'; 512])).collect();
     let response = client()
         .post(server.url("/"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .expect("send");
@@ -192,7 +209,8 @@ async fn boot_failures_exit_non_zero_with_phps_error() {
         let Err((status, log)) = err else {
             panic!("{file}: zeno must not start");
         };
-        let status = status.unwrap_or_else(|| panic!("{file}: zeno must exit, log:\n{}", log.join("\n")));
+        let status =
+            status.unwrap_or_else(|| panic!("{file}: zeno must exit, log:\n{}", log.join("\n")));
         assert!(!status.success(), "{file}: exit status {status}");
         let log = log.join("\n");
         assert!(log.contains(needle), "{file}: log lacks {needle:?}:\n{log}");
@@ -219,7 +237,10 @@ async fn bad_configuration_is_a_clear_error() {
 
 #[tokio::test]
 async fn sigterm_drains_and_leaves_no_php_behind() {
-    let mut server = Server::worker(&fixture("dump.php")).arg("--workers").arg("2").start();
+    let mut server = Server::worker(&fixture("dump.php"))
+        .arg("--workers")
+        .arg("2")
+        .start();
     let worker = u32::try_from(pid_of(&server).await).expect("pid");
     // A request in flight when the signal arrives still gets its answer.
     let slow = tokio::spawn({
@@ -238,17 +259,25 @@ async fn sigterm_drains_and_leaves_no_php_behind() {
 
 #[tokio::test]
 async fn kill_9_of_the_host_leaves_no_php_alive() {
-    let mut server = Server::worker(&fixture("dump.php")).arg("--workers").arg("2").start();
+    let mut server = Server::worker(&fixture("dump.php"))
+        .arg("--workers")
+        .arg("2")
+        .start();
     let mut workers = std::collections::HashSet::new();
     for _ in 0..20 {
         workers.insert(u32::try_from(pid_of(&server).await).expect("pid"));
     }
     server.signal(Signal::SIGKILL);
-    server.wait_exit(Duration::from_secs(5)).expect("zeno is dead");
+    server
+        .wait_exit(Duration::from_secs(5))
+        .expect("zeno is dead");
     let deadline = Instant::now() + Duration::from_secs(5);
     while workers.iter().any(|pid| process_alive(*pid)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let alive: Vec<_> = workers.iter().filter(|pid| process_alive(**pid)).collect();
-    assert!(alive.is_empty(), "workers alive after kill -9 of the host: {alive:?}");
+    assert!(
+        alive.is_empty(),
+        "workers alive after kill -9 of the host: {alive:?}"
+    );
 }

@@ -151,7 +151,11 @@ impl std::str::FromStr for Size {
             "K" | "KB" | "KIB" => 1024,
             "M" | "MB" | "MIB" => 1024 * 1024,
             "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
-            other => return Err(format!("unknown size unit {other:?} in {s:?} (use K, M or G)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {s:?} (use K, M or G)"
+                ))
+            }
         };
         n.checked_mul(factor)
             .map(Size)
@@ -173,7 +177,11 @@ impl std::str::FromStr for Dur {
             "" | "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n * 60),
             "h" => Duration::from_secs(n * 3600),
-            other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m or h)")),
+            other => {
+                return Err(format!(
+                    "unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"
+                ))
+            }
         };
         Ok(Dur(duration))
     }
@@ -235,7 +243,10 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
                 .entry("db")
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let toml::Value::Table(dbs) = dbs {
-                dbs.insert(db.to_ascii_lowercase(), toml::Value::String(value.to_owned()));
+                dbs.insert(
+                    db.to_ascii_lowercase(),
+                    toml::Value::String(value.to_owned()),
+                );
             }
             return Ok(());
         }

@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 use config::{Config, Dur, LogFormat, Size};
 
 #[derive(Parser)]
-#[command(name = "zeno", about = "Runs PHP applications on warm workers from Rust", version)]
+#[command(
+    name = "zeno",
+    about = "Runs PHP applications on warm workers from Rust",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a PHP handler (or a Laravel app) over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the version.
     Version,
 }
@@ -76,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            let config = resolve(args)?;
+            let config = resolve(*args)?;
             init_tracing(&config.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -182,7 +186,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .max_memory(w.max_memory.0)
         .max_queue(w.max_queue)
         .max_line(usize::try_from(w.max_line.0).context("workers.max_line is too large")?)
-        .max_host_call(usize::try_from(w.max_host_call.0).context("workers.max_host_call is too large")?);
+        .max_host_call(
+            usize::try_from(w.max_host_call.0).context("workers.max_host_call is too large")?,
+        );
     for (name, value) in &w.ini {
         builder = builder.ini(name, value);
     }
@@ -211,7 +217,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let http = zeno_http::HttpConfig {
-        max_body: usize::try_from(config.server.max_body.0).context("server.max_body is too large")?,
+        max_body: usize::try_from(config.server.max_body.0)
+            .context("server.max_body is too large")?,
         max_header_bytes: usize::try_from(config.server.max_header.0)
             .context("server.max_header is too large")?,
         shutdown_grace: config.server.shutdown_grace.0,
@@ -226,8 +233,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// workers through PR_SET_PDEATHSIG).
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("could not install signal handlers");
         return;
     };

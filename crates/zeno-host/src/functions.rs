@@ -70,7 +70,9 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<_> = self.functions.keys().collect();
         names.sort();
-        f.debug_struct("Registry").field("functions", &names).finish()
+        f.debug_struct("Registry")
+            .field("functions", &names)
+            .finish()
     }
 }
 
@@ -78,7 +80,10 @@ impl Registry {
     /// A registry holding the built-in functions (`log`).
     pub fn with_builtins() -> Self {
         let mut registry = Registry::default();
-        registry.register("log", |ctx, params| async move { builtin_log(&ctx, &params) });
+        registry.register(
+            "log",
+            |ctx, params| async move { builtin_log(&ctx, &params) },
+        );
         registry
     }
 
@@ -114,7 +119,10 @@ fn builtin_log(ctx: &CallContext, params: &Value) -> Result<Value, CallError> {
         .get("message")
         .and_then(Value::as_str)
         .ok_or_else(|| CallError::invalid("log needs a string `message`"))?;
-    let level = params.get("level").and_then(Value::as_str).unwrap_or("info");
+    let level = params
+        .get("level")
+        .and_then(Value::as_str)
+        .unwrap_or("info");
     let context = params.get("context").cloned().unwrap_or(Value::Null);
     let request = ctx.request_id.as_str();
     match level {
@@ -140,7 +148,10 @@ mod tests {
     #[tokio::test]
     async fn unknown_function_is_a_clear_error() {
         let registry = Registry::with_builtins();
-        let err = registry.call(ctx("nope"), json!({})).await.expect_err("must fail");
+        let err = registry
+            .call(ctx("nope"), json!({}))
+            .await
+            .expect_err("must fail");
         assert_eq!(err.kind, "unknown_function");
         assert!(err.message.contains("nope"));
         assert_eq!(err.error_info()["kind"], "unknown_function");
@@ -150,9 +161,16 @@ mod tests {
     async fn registered_function_gets_context_and_parameters() {
         let mut registry = Registry::with_builtins();
         registry.register("greet", |ctx, params| async move {
-            Ok(json!(format!("{} {}", ctx.request_id, params["name"].as_str().unwrap_or("?"))))
+            Ok(json!(format!(
+                "{} {}",
+                ctx.request_id,
+                params["name"].as_str().unwrap_or("?")
+            )))
         });
-        let value = registry.call(ctx("greet"), json!({"name": "ada"})).await.expect("call");
+        let value = registry
+            .call(ctx("greet"), json!({"name": "ada"}))
+            .await
+            .expect("call");
         assert_eq!(value, json!("r-1 ada"));
     }
 
@@ -160,10 +178,16 @@ mod tests {
     async fn builtin_log_validates_parameters() {
         let registry = Registry::with_builtins();
         assert_eq!(
-            registry.call(ctx("log"), json!({"message": "hi"})).await.expect("log"),
+            registry
+                .call(ctx("log"), json!({"message": "hi"}))
+                .await
+                .expect("log"),
             json!(true)
         );
-        let err = registry.call(ctx("log"), json!({"level": "info"})).await.expect_err("invalid");
+        let err = registry
+            .call(ctx("log"), json!({"level": "info"}))
+            .await
+            .expect_err("invalid");
         assert_eq!(err.kind, "invalid_parameters");
     }
 }

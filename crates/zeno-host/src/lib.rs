@@ -86,7 +86,10 @@ impl HostBuilder {
             php_binary: PathBuf::from("php-cgi"),
             ini: Vec::new(),
             workers: 4,
-            env_allowlist: DEFAULT_ENV_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            env_allowlist: DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             env: Vec::new(),
             scope: Map::new(),
             registry: Registry::with_builtins(),
@@ -289,7 +292,10 @@ fn worker_env(
         .collect();
     env.extend(extra);
     env.push(("ZENO_HANDLER".into(), handler.display().to_string()));
-    env.push(("ZENO_PROTOCOL".into(), zeno_protocol::PROTOCOL_VERSION.to_string()));
+    env.push((
+        "ZENO_PROTOCOL".into(),
+        zeno_protocol::PROTOCOL_VERSION.to_string(),
+    ));
     env
 }
 

@@ -80,7 +80,10 @@ mod tests {
             for entry in std::fs::read_dir(root.join(sub)).expect("read_dir") {
                 let path = entry.expect("entry").path();
                 if path.extension().is_some_and(|ext| ext == "php") {
-                    let rel = format!("{sub}/{}", path.file_name().expect("name").to_string_lossy());
+                    let rel = format!(
+                        "{sub}/{}",
+                        path.file_name().expect("name").to_string_lossy()
+                    );
                     if !FILES.iter().any(|(p, _)| *p == rel) {
                         missing.push(rel);
                     }

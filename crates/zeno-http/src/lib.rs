@@ -107,7 +107,9 @@ pub async fn serve(
             let shared = shared.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, remote, local).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(err) = conn.await {
@@ -119,8 +121,14 @@ pub async fn serve(
     shared.draining.store(true, Ordering::SeqCst);
     drop(listener);
     tracing::info!("stopped accepting connections; waiting for in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "in-flight requests did not finish within the grace period");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "in-flight requests did not finish within the grace period"
+        );
     }
     Ok(())
 }

@@ -59,7 +59,10 @@ pub(crate) async fn dispatch(
     let body = match Limited::new(body, config.max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) => {
-            if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return too_large(config.max_body);
             }
             return text(StatusCode::BAD_REQUEST, "Could not read the request body\n");
@@ -210,7 +213,10 @@ fn error_response(err: &HostError, id: &str) -> Response<Full<Bytes>> {
             text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
         }
         PoolError::WorkerFailed(_) => text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
-        PoolError::NoWorker(_) | PoolError::QueueFull(_) | PoolError::ShuttingDown | PoolError::Boot(_) => {
+        PoolError::NoWorker(_)
+        | PoolError::QueueFull(_)
+        | PoolError::ShuttingDown
+        | PoolError::Boot(_) => {
             tracing::warn!(request = %id, error = %pool, "no worker for request");
             let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
             response

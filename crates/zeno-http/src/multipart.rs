@@ -98,9 +98,11 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_body_is_an_error() {
-        assert!(parse("multipart/form-data; boundary=XX", Bytes::from("garbage"))
-            .await
-            .is_err());
+        assert!(
+            parse("multipart/form-data; boundary=XX", Bytes::from("garbage"))
+                .await
+                .is_err()
+        );
         assert!(parse("multipart/form-data", Bytes::new()).await.is_err());
     }
 }

@@ -273,23 +273,40 @@ impl Slot {
                 Err(_) => {
                     tracing::error!(pid = worker.pid(), request = %id, timeout = ?self.config.exec_timeout, "request ran past exec_timeout; killing its worker");
                     worker.kill().await;
-                    let _ = job.reply.send(Err(PoolError::Timeout(self.config.exec_timeout)));
+                    let _ = job
+                        .reply
+                        .send(Err(PoolError::Timeout(self.config.exec_timeout)));
                     return false;
                 }
             }
             if worker.is_exiting() {
-                tracing::info!(pid = worker.pid(), "worker is exiting after its response; replacing it");
+                tracing::info!(
+                    pid = worker.pid(),
+                    "worker is exiting after its response; replacing it"
+                );
                 worker.stop(self.config.stop_grace).await;
                 return false;
             }
             if self.config.max_jobs > 0 && worker.requests() >= self.config.max_jobs {
-                tracing::info!(pid = worker.pid(), requests = worker.requests(), "worker reached max_jobs; recycling it");
+                tracing::info!(
+                    pid = worker.pid(),
+                    requests = worker.requests(),
+                    "worker reached max_jobs; recycling it"
+                );
                 worker.stop(self.config.stop_grace).await;
                 return false;
             }
             if self.config.max_memory > 0 {
-                if let Some(rss) = worker.rss_bytes().filter(|rss| *rss > self.config.max_memory) {
-                    tracing::info!(pid = worker.pid(), rss, limit = self.config.max_memory, "worker over max_memory; recycling it");
+                if let Some(rss) = worker
+                    .rss_bytes()
+                    .filter(|rss| *rss > self.config.max_memory)
+                {
+                    tracing::info!(
+                        pid = worker.pid(),
+                        rss,
+                        limit = self.config.max_memory,
+                        "worker over max_memory; recycling it"
+                    );
                     worker.stop(self.config.stop_grace).await;
                     return false;
                 }

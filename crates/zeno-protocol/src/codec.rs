@@ -122,7 +122,9 @@ impl Decoder for NdjsonCodec {
             None if !buf.is_empty() => {
                 self.scanned = 0;
                 let rest = buf.split();
-                Ok(Some(Frame::Junk(String::from_utf8_lossy(&rest).into_owned())))
+                Ok(Some(Frame::Junk(
+                    String::from_utf8_lossy(&rest).into_owned(),
+                )))
             }
             None => Ok(None),
         }
@@ -168,7 +170,9 @@ mod tests {
         let (frames, err) = decode_all(&mut NdjsonCodec::default(), input);
         assert!(err.is_none());
         assert_eq!(frames.len(), 3);
-        assert!(matches!(&frames[0], Frame::Message { message: WorkerMessage::Log(l), len: 28 } if l.message == "a"));
+        assert!(
+            matches!(&frames[0], Frame::Message { message: WorkerMessage::Log(l), len: 28 } if l.message == "a")
+        );
         assert_eq!(frames[1], Frame::Junk("Hello from echo".into()));
         assert!(matches!(
             &frames[2],

@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 pub type HeaderMap = BTreeMap<String, Vec<String>>;
 
 /// A message from the host to a worker (written to the worker's stdin).
+// Messages live only between construction and serialization; boxing would cost an
+// allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HostMessage {
@@ -24,6 +27,7 @@ pub enum HostMessage {
 }
 
 /// A message from a worker to the host (read from the worker's stdout).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerMessage {
@@ -292,7 +296,8 @@ mod tests {
     fn roundtrip_worker(line: &str) -> WorkerMessage {
         let msg: WorkerMessage = serde_json::from_str(line).expect("parse");
         let again: WorkerMessage =
-            serde_json::from_str(&serde_json::to_string(&msg).expect("serialize")).expect("reparse");
+            serde_json::from_str(&serde_json::to_string(&msg).expect("serialize"))
+                .expect("reparse");
         assert_eq!(msg, again);
         msg
     }
@@ -327,9 +332,12 @@ mod tests {
                 scheme: "http".into(),
                 remote_addr: "127.0.0.1:50514".into(),
                 server_addr: String::new(),
-                headers: [("content-type".to_owned(), vec!["application/json".to_owned()])]
-                    .into_iter()
-                    .collect(),
+                headers: [(
+                    "content-type".to_owned(),
+                    vec!["application/json".to_owned()],
+                )]
+                .into_iter()
+                .collect(),
                 body: Body::from_bytes(br#"{"sku":1}"#.to_vec()),
                 fields: vec![],
                 uploads: vec![Upload {
@@ -422,7 +430,8 @@ mod tests {
         assert_eq!(resp.status, 201);
         assert_eq!(resp.body.into_bytes().expect("bytes"), br#"{"ok":true}"#);
 
-        let msg = roundtrip_worker(r#"{"type":"response","id":"r-1","status":200,"body_b64":"AP8="}"#);
+        let msg =
+            roundtrip_worker(r#"{"type":"response","id":"r-1","status":200,"body_b64":"AP8="}"#);
         let WorkerMessage::Response(resp) = msg else {
             panic!("not a response");
         };
@@ -456,7 +465,10 @@ mod tests {
         assert_eq!(text.body_b64, None);
         let bin = Body::from_bytes(vec![0xff, 0x00, 0xfe]);
         assert_eq!(bin.body, None);
-        assert_eq!(bin.clone().into_bytes().expect("bytes"), vec![0xff, 0x00, 0xfe]);
+        assert_eq!(
+            bin.clone().into_bytes().expect("bytes"),
+            vec![0xff, 0x00, 0xfe]
+        );
         assert_eq!(Body::from_bytes(vec![]), Body::default());
         let bad = Body {
             body: None,

@@ -104,7 +104,10 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker and waits for its `ready`. Host calls made while booting are relayed
     /// through `calls`.
-    pub async fn spawn(config: &WorkerConfig, calls: &dyn HostCalls) -> Result<Worker, WorkerError> {
+    pub async fn spawn(
+        config: &WorkerConfig,
+        calls: &dyn HostCalls,
+    ) -> Result<Worker, WorkerError> {
         let (child, pid, stdin, stdout) = process::spawn(config)?;
         let mut worker = Worker {
             child,
@@ -181,7 +184,10 @@ impl Worker {
     ) -> Result<Response, WorkerError> {
         let id = request.id.clone();
         self.requests += 1;
-        self.stdin.send(&HostMessage::Request(request)).await.map_err(codec_to_worker)?;
+        self.stdin
+            .send(&HostMessage::Request(request))
+            .await
+            .map_err(codec_to_worker)?;
         loop {
             match self.next_frame("handling a request").await? {
                 Frame::Message {
@@ -236,7 +242,9 @@ impl Worker {
                     return WorkerError::StrayOutput(line);
                 }
                 Ok(Frame::Message { message, .. }) => {
-                    return WorkerError::Protocol(format!("unexpected message from an idle worker: {message:?}"))
+                    return WorkerError::Protocol(format!(
+                        "unexpected message from an idle worker: {message:?}"
+                    ))
                 }
                 Err(err) => return err,
             }
@@ -286,7 +294,9 @@ impl Worker {
             "debug" => tracing::debug!(target: "php", pid, request, %context, "{message}"),
             "info" | "notice" => tracing::info!(target: "php", pid, request, %context, "{message}"),
             "warning" => tracing::warn!(target: "php", pid, request, %context, "{message}"),
-            _ => tracing::error!(target: "php", pid, request, level = %log.level, %context, "{message}"),
+            _ => {
+                tracing::error!(target: "php", pid, request, level = %log.level, %context, "{message}")
+            }
         }
     }
 
@@ -338,7 +348,11 @@ impl Worker {
                 process::kill_group(self.pid);
             }
             Err(_) => {
-                tracing::warn!(pid = self.pid, ?grace, "worker did not stop in time; killing it");
+                tracing::warn!(
+                    pid = self.pid,
+                    ?grace,
+                    "worker did not stop in time; killing it"
+                );
                 self.kill().await;
             }
         }

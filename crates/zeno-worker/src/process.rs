@@ -45,7 +45,9 @@ pub(crate) fn spawn(
     let stderr = child.stderr.take();
     let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
         kill_group(pid);
-        return Err(WorkerError::Protocol("worker pipes were not created".into()));
+        return Err(WorkerError::Protocol(
+            "worker pipes were not created".into(),
+        ));
     };
     tokio::spawn(log_stderr(pid, stderr));
     Ok((child, pid, stdin, stdout))
@@ -102,7 +104,11 @@ async fn log_stderr(pid: u32, stderr: ChildStderr) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match (&mut reader).take(MAX_STDERR_LINE).read_until(b'\n', &mut line).await {
+        match (&mut reader)
+            .take(MAX_STDERR_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {
                 let text = String::from_utf8_lossy(&line);

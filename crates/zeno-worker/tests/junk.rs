@@ -75,9 +75,15 @@ async fn random_bytes_instead_of_a_response_fail_the_request() {
             matches!(err, WorkerError::StrayOutput(_) | WorkerError::Protocol(_)),
             "seed {seed}: {err}"
         );
-        assert!(started.elapsed() < Duration::from_secs(5), "seed {seed} wedged");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "seed {seed} wedged"
+        );
         worker.kill().await;
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker reaped");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "worker reaped"
+        );
     }
 }
 

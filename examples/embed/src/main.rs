@@ -29,7 +29,10 @@ async fn main() -> anyhow::Result<()> {
         .dispatch(Dispatch::task(json!({"name": "Ada"})).scope("user_id", 42))
         .await
         .context("dispatching the task")?;
-    let body = response.body.into_bytes().context("decoding PHP's answer")?;
+    let body = response
+        .body
+        .into_bytes()
+        .context("decoding PHP's answer")?;
     let answer: Value = serde_json::from_slice(&body).context("PHP's answer is not JSON")?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
 

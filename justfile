@@ -1,0 +1,29 @@
+# Zeno's tasks. `./dev <recipe>` installs what is missing first; `just <recipe>` assumes it is there.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Serve examples/hello on http://127.0.0.1:8080
+demo:
+    cargo build --release -p zeno-cli
+    @echo "Serving examples/hello on http://127.0.0.1:8080 — try: curl 'http://127.0.0.1:8080/?name=you'"
+    ./target/release/zeno serve --worker examples/hello/index.php --listen 127.0.0.1:8080 --log-format text
+
+# Run every test: Rust unit and end-to-end tests, both examples, PHPUnit
+test:
+    cargo build --workspace --bins
+    cargo test --workspace --no-fail-fast
+    cargo run -q -p zeno-example-embed
+    cd php-client && phpunit
+
+# Formatting, clippy and docs, warnings as errors
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+    for f in $(find php-client examples tests/fixtures -name '*.php' ! -name 'syntax-error.php'); do php -l "$f" >/dev/null; done
+
+# Load test examples/hello under zeno and under nginx + PHP-FPM, in one run
+bench:
+    scripts/setup.sh wrk nginx php-fpm
+    cargo build --release -p zeno-cli
+    scripts/bench.sh
