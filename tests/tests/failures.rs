@@ -244,10 +244,10 @@ async fn sigterm_drains_and_leaves_no_php_behind() {
     let worker = u32::try_from(pid_of(&server).await).expect("pid");
     // A request in flight when the signal arrives still gets its answer.
     let slow = tokio::spawn({
-        let url = server.url("/slow");
+        let url = server.url("/sleep?ms=1500");
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     server.signal(Signal::SIGTERM);
     assert_eq!(slow.await.expect("join").expect("response"), 200);
     let status = server
