@@ -19,6 +19,14 @@ pub struct Config {
     /// Named database URLs (`[db] default = "postgres://…"`).
     pub db: BTreeMap<String, String>,
     pub log: LogConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin listener: `/metrics`, `/workers`, `/reload`. Off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +51,7 @@ pub struct WorkersConfig {
     pub stop_grace: Dur,
     pub max_jobs: u64,
     pub max_memory: Size,
+    pub idle_timeout: Dur,
     pub max_queue: usize,
     pub max_line: Size,
     pub max_host_call: Size,
@@ -75,6 +84,7 @@ impl Default for Config {
             scope: serde_json::Map::new(),
             db: BTreeMap::new(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -103,6 +113,7 @@ impl Default for WorkersConfig {
             stop_grace: Dur(Duration::from_secs(10)),
             max_jobs: 0,
             max_memory: Size(0),
+            idle_timeout: Dur(Duration::ZERO),
             max_queue: 1024,
             max_line: Size(zeno_protocol_max_line()),
             max_host_call: Size(1024 * 1024),

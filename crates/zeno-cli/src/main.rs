@@ -2,6 +2,7 @@
 //! configuration, installs logging, handles signals and serves.
 
 mod config;
+mod workers;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -28,8 +29,25 @@ struct Cli {
 enum Command {
     /// Serve a PHP handler (or a Laravel app) over HTTP.
     Serve(Box<ServeArgs>),
+    /// Show the workers of a running `zeno serve` (needs its admin listener).
+    Workers(WorkersArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct WorkersArgs {
+    /// The admin address of the running server.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9090",
+        env = "ZENO_ADMIN__LISTEN"
+    )]
+    admin: String,
+    /// Print the raw JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -64,6 +82,12 @@ struct ServeArgs {
     /// Longest a request may wait for a free worker (503).
     #[arg(long, value_name = "DURATION")]
     allocate_timeout: Option<Dur>,
+    /// Serve /metrics, /workers and /reload on this address (off by default; keep it on loopback).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Recycle a worker idle for this long (0: never).
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<Dur>,
     /// The PHP binary (default php-cgi).
     #[arg(long, value_name = "BINARY")]
     php: Option<PathBuf>,
@@ -79,6 +103,7 @@ fn main() -> anyhow::Result<()> {
             println!("zeno {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Workers(args) => workers::print(&args.admin, args.json),
         Command::Serve(args) => {
             let config = resolve(*args)?;
             init_tracing(&config.log)?;
@@ -128,6 +153,12 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(v) = args.allocate_timeout {
         config.workers.allocate_timeout = v;
+    }
+    if let Some(v) = args.admin {
+        config.admin.listen = Some(v);
+    }
+    if let Some(v) = args.idle_timeout {
+        config.workers.idle_timeout = v;
     }
     if let Some(v) = args.php {
         config.workers.php = v;
@@ -184,6 +215,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .stop_grace(w.stop_grace.0)
         .max_jobs(w.max_jobs)
         .max_memory(w.max_memory.0)
+        .idle_timeout(w.idle_timeout.0)
         .max_queue(w.max_queue)
         .max_line(usize::try_from(w.max_line.0).context("workers.max_line is too large")?)
         .max_host_call(
@@ -214,8 +246,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, handler = %handler.display(), workers = host.live_workers(), "zeno is serving");
 
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
+    let draining = CancellationToken::new();
+    let admin_stop = CancellationToken::new();
+    if let Some(admin) = &config.admin.listen {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("admin listener on {admin}"))?;
+        let admin_addr = listener.local_addr()?;
+        if !admin_addr.ip().is_loopback() {
+            tracing::warn!(%admin_addr, "the admin listener is not on loopback: anyone who reaches it can reload workers");
+        }
+        let renderer = metrics_renderer(host.clone())?;
+        tracing::info!(%admin_addr, "admin listener serving /metrics, /workers, /reload");
+        tokio::spawn(zeno_http::serve_admin(
+            host.clone(),
+            listener,
+            renderer,
+            draining.clone(),
+            admin_stop.clone(),
+        ));
+    }
+    tokio::spawn(watch_signals(draining.clone(), host.clone()));
     let http = zeno_http::HttpConfig {
         max_body: usize::try_from(config.server.max_body.0)
             .context("server.max_body is too large")?,
@@ -223,26 +274,61 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .context("server.max_header is too large")?,
         shutdown_grace: config.server.shutdown_grace.0,
     };
-    zeno_http::serve(host.clone(), listener, http, shutdown).await?;
+    zeno_http::serve(host.clone(), listener, http, draining).await?;
     host.shutdown().await;
+    admin_stop.cancel();
     tracing::info!("zeno stopped");
     Ok(())
 }
 
+/// Installs the Prometheus recorder the libraries' metrics go to, and returns the page
+/// renderer, which refreshes the worker gauges at each scrape.
+fn metrics_renderer(host: Arc<zeno_host::Host>) -> anyhow::Result<zeno_http::MetricsRenderer> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            60.0,
+        ])
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    Ok(Arc::new(move || {
+        let workers = host.workers();
+        for state in ["booting", "idle", "busy", "stopping", "down"] {
+            let count = workers.iter().filter(|w| w.state.as_str() == state).count();
+            metrics::gauge!("zeno_workers", "state" => state).set(count as f64);
+        }
+        for worker in &workers {
+            metrics::gauge!("zeno_worker_rss_bytes", "slot" => worker.slot.to_string())
+                .set(worker.rss_bytes.unwrap_or(0) as f64);
+            metrics::gauge!("zeno_worker_requests", "slot" => worker.slot.to_string())
+                .set(worker.requests as f64);
+        }
+        handle.render()
+    }))
+}
+
 /// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once (the kernel then kills the
-/// workers through PR_SET_PDEATHSIG).
-async fn watch_signals(shutdown: CancellationToken) {
+/// workers through PR_SET_PDEATHSIG). SIGHUP: rolling restart of the workers.
+async fn watch_signals(shutdown: CancellationToken, host: Arc<zeno_host::Host>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("could not install signal handlers");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading workers");
+                host.reload();
+            }
+        }
     }
     tracing::info!("shutting down (a second signal exits at once)");
     shutdown.cancel();

@@ -32,7 +32,7 @@ use zeno_protocol::{HostCall, HostResult, HttpRequest, Request, RequestKind};
 use zeno_worker::{HostCalls, WorkerConfig};
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
-pub use zeno_pool::PoolError;
+pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
 
 /// Environment variables a worker inherits from the host by default. Everything else is
@@ -71,6 +71,7 @@ pub struct HostBuilder {
     max_queue: usize,
     max_jobs: u64,
     max_memory: u64,
+    idle_timeout: Duration,
     stop_grace: Duration,
     max_line: usize,
     max_host_call: usize,
@@ -100,6 +101,7 @@ impl HostBuilder {
             max_queue: 1024,
             max_jobs: 0,
             max_memory: 0,
+            idle_timeout: Duration::ZERO,
             stop_grace: Duration::from_secs(10),
             max_line: zeno_protocol::DEFAULT_MAX_LINE,
             max_host_call: 1024 * 1024,
@@ -201,7 +203,13 @@ impl HostBuilder {
         self
     }
 
-    /// How long a stopping worker may take before it is killed.
+    /// Recycle a worker that has been idle this long (zero: never).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a stopping worker may take before SIGTERM, and again before SIGKILL.
     pub fn stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
         self
@@ -247,6 +255,8 @@ impl HostBuilder {
             max_queue: self.max_queue,
             max_jobs: self.max_jobs,
             max_memory: self.max_memory,
+            memory_check_interval: Duration::from_secs(1),
+            idle_timeout: self.idle_timeout,
             stop_grace: self.stop_grace,
         };
         let registry = Arc::new(self.registry);
@@ -426,6 +436,16 @@ impl Host {
     /// Workers booted and serving now.
     pub fn live_workers(&self) -> usize {
         self.pool.live_workers()
+    }
+
+    /// A snapshot of every worker: pid, state, requests served, memory, age.
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.pool.workers()
+    }
+
+    /// Rolling restart of every worker; old workers serve until their replacements are ready.
+    pub fn reload(&self) {
+        self.pool.reload();
     }
 
     /// What the workers run (`handler`).

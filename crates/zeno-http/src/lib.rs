@@ -63,6 +63,36 @@ struct Shared {
     draining: AtomicBool,
 }
 
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `/health` and `/ready`, answered by the host on both listeners. `None` for other paths.
+fn probe(path: &str, host: &Host, draining: bool, hostname: &str) -> Option<Response<Full<Bytes>>> {
+    match path {
+        "/health" => Some(mapping::json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "server": hostname}),
+        )),
+        "/ready" => {
+            let live = host.live_workers();
+            let ready = live > 0 && !draining;
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Some(mapping::json(
+                status,
+                &serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "workers": live, "draining": draining}),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` is cancelled, then stops accepting, lets
 /// in-flight requests finish within the grace period, and returns. `/ready` answers 503 from
 /// the moment shutdown starts.
@@ -72,9 +102,7 @@ pub async fn serve(
     config: HttpConfig,
     shutdown: CancellationToken,
 ) -> Result<(), HttpError> {
-    let hostname = nix::unistd::gethostname()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into());
+    let hostname = hostname();
     let grace = config.shutdown_grace;
     let shared = Arc::new(Shared {
         host,
@@ -139,27 +167,102 @@ async fn handle(
     remote: SocketAddr,
     local: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    match req.uri().path() {
-        "/health" => {
-            return mapping::json(
-                StatusCode::OK,
-                &serde_json::json!({"status": "ok", "server": shared.hostname}),
+    let draining = shared.draining.load(Ordering::SeqCst);
+    if let Some(response) = probe(req.uri().path(), &shared.host, draining, &shared.hostname) {
+        return response;
+    }
+    let started = std::time::Instant::now();
+    let response = mapping::dispatch(&shared.host, &shared.config, req, remote, local).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("zeno_http_requests_total", "status" => status.clone()).increment(1);
+    metrics::histogram!("zeno_http_request_duration_seconds", "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Renders the metrics page; the binary passes its recorder's renderer.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Serves the admin endpoints on `listener` until `stop` is cancelled:
+/// `GET /metrics` (Prometheus text), `GET /workers` (JSON), `POST /reload` (rolling restart),
+/// `GET /health` and `GET /ready`. `/ready` answers 503 from the moment `draining` is
+/// cancelled, which is why this listener outlives the main one during shutdown.
+pub async fn serve_admin(
+    host: Arc<Host>,
+    listener: TcpListener,
+    metrics: MetricsRenderer,
+    draining: CancellationToken,
+    stop: CancellationToken,
+) -> Result<(), HttpError> {
+    let hostname = Arc::new(hostname());
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(error = %err, "admin accept failed");
+                    continue;
+                }
+            },
+        };
+        let host = host.clone();
+        let metrics = metrics.clone();
+        let draining = draining.clone();
+        let hostname = hostname.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let response = admin(&host, &metrics, draining.is_cancelled(), &hostname, &req);
+            async move { Ok::<_, std::convert::Infallible>(response) }
+        });
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = conn => {}
+            }
+        });
+    }
+}
+
+fn admin(
+    host: &Host,
+    metrics: &MetricsRenderer,
+    draining: bool,
+    hostname: &str,
+    req: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if let Some(response) = probe(req.uri().path(), host, draining, hostname) {
+        return response;
+    }
+    match (req.method(), req.uri().path()) {
+        (&http::Method::GET, "/metrics") => {
+            let mut response = Response::new(Full::new(Bytes::from(metrics())));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            response
+        }
+        (&http::Method::GET, "/workers") => mapping::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "live": host.live_workers(),
+                "draining": draining,
+                "workers": host.workers(),
+            }),
+        ),
+        (&http::Method::POST, "/reload") => {
+            host.reload();
+            mapping::json(
+                StatusCode::ACCEPTED,
+                &serde_json::json!({"status": "reloading"}),
             )
         }
-        "/ready" => {
-            let live = shared.host.live_workers();
-            let ready = live > 0 && !shared.draining.load(Ordering::SeqCst);
-            let status = if ready {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            return mapping::json(
-                status,
-                &serde_json::json!({"status": if ready { "ready" } else { "unavailable" }, "workers": live}),
-            );
+        (_, "/metrics" | "/workers" | "/reload") => {
+            mapping::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
         }
-        _ => {}
+        _ => mapping::text(StatusCode::NOT_FOUND, "Not Found\n"),
     }
-    mapping::dispatch(&shared.host, &shared.config, req, remote, local).await
 }

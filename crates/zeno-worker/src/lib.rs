@@ -337,25 +337,28 @@ impl Worker {
         process::rss_bytes(self.pid)
     }
 
-    /// Asks the worker to exit after its current request, waits up to `grace`, then kills
-    /// its process group.
+    /// Asks the worker to exit after its current request and waits up to `grace`; then
+    /// sends SIGTERM to its process group and waits up to `grace` again; then SIGKILLs it.
     pub async fn stop(mut self, grace: Duration) {
         let _ = self.stdin.send(&HostMessage::Stop).await;
         let _ = self.stdin.close().await;
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status) => {
-                tracing::debug!(pid = self.pid, status = %describe(status), "worker stopped");
-                process::kill_group(self.pid);
-            }
-            Err(_) => {
-                tracing::warn!(
-                    pid = self.pid,
-                    ?grace,
-                    "worker did not stop in time; killing it"
-                );
-                self.kill().await;
-            }
+        if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
+            tracing::debug!(pid = self.pid, status = %describe(status), "worker stopped");
+            process::kill_group(self.pid);
+            return;
         }
+        tracing::warn!(
+            pid = self.pid,
+            ?grace,
+            "worker did not stop in time; sending SIGTERM"
+        );
+        process::signal_group(self.pid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+            process::kill_group(self.pid);
+            return;
+        }
+        tracing::warn!(pid = self.pid, "worker ignored SIGTERM; killing it");
+        self.kill().await;
     }
 
     /// Kills the worker's whole process group at once and reaps the worker.
@@ -373,6 +376,11 @@ impl Drop for Worker {
             process::kill_group(self.pid);
         }
     }
+}
+
+/// Resident memory of any process, from `/proc` (for status reports about workers).
+pub fn rss_of(pid: u32) -> Option<u64> {
+    process::rss_bytes(pid)
 }
 
 fn codec_to_worker(err: CodecError) -> WorkerError {

@@ -78,6 +78,11 @@ fn die_with_parent(cmd: &mut Command) {
 
 /// SIGKILLs the worker's process group: the worker and anything it started.
 pub(crate) fn kill_group(pid: u32) {
+    signal_group(pid, Signal::SIGKILL);
+}
+
+/// Sends a signal to the worker's process group.
+pub(crate) fn signal_group(pid: u32, signal: Signal) {
     if pid == 0 {
         return;
     }
@@ -85,7 +90,7 @@ pub(crate) fn kill_group(pid: u32) {
         return;
     };
     // ESRCH (already gone) is the common, harmless case.
-    let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+    let _ = killpg(Pid::from_raw(raw), signal);
 }
 
 pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
