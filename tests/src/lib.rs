@@ -63,6 +63,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Several extra arguments.
+    pub fn args<'a>(mut self, args: impl IntoIterator<Item = &'a str>) -> Self {
+        self.args.extend(args.into_iter().map(str::to_owned));
+        self
+    }
+
     /// An environment variable for the zeno process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.into(), value.into()));
@@ -181,6 +187,23 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The admin listener's address (the server must run with `--admin 127.0.0.1:0`).
+    pub fn admin_addr(&self) -> String {
+        let line = self
+            .wait_for_log("admin listener serving", Duration::from_secs(10))
+            .expect("admin listener started");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        value["fields"]["admin_addr"]
+            .as_str()
+            .expect("admin_addr field")
+            .to_owned()
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log().iter().filter(|l| l.contains(needle)).count()
     }
 
     /// Sends a signal to zeno.

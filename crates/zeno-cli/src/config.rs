@@ -266,9 +266,16 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
         // ZENO_HANDLER, ZENO_PROTOCOL and the like are not settings.
         return Ok(());
     }
-    let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-    if path.iter().any(String::is_empty) {
+    let raw: Vec<&str> = rest.split("__").collect();
+    if raw.iter().any(|part| part.is_empty()) {
         bail!("environment variable {name} has an empty section or key");
+    }
+    let mut path: Vec<String> = raw.iter().map(|p| p.to_ascii_lowercase()).collect();
+    // Keys of these maps are names whose case matters (ZENO_WORKERS__ENV__APP_ENV=prod).
+    if matches!(path.as_slice(), [a, b, _] if a == "workers" && b == "env") {
+        if let (Some(last), Some(original)) = (path.last_mut(), raw.last()) {
+            *last = (*original).to_owned();
+        }
     }
     let (last, sections) = path.split_last().context("empty variable name")?;
     let mut node = table;
@@ -281,7 +288,15 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
             _ => bail!("environment variable {name}: {section} is not a section"),
         };
     }
-    node.insert(last.clone(), env_value(value));
+    let value = if path.first().is_some_and(|s| s == "workers")
+        && path.get(1).is_some_and(|s| s == "env" || s == "ini")
+    {
+        // Environment and ini values are strings whatever they look like.
+        toml::Value::String(value.to_owned())
+    } else {
+        env_value(value)
+    };
+    node.insert(last.clone(), value);
     Ok(())
 }
 
@@ -340,6 +355,8 @@ mod tests {
                 ("ZENO_SERVER__MAX_HEADER", "8K"),
                 ("ZENO_DB_MAIN", "postgres://u:p@h/db"),
                 ("ZENO_HANDLER", "ignored"),
+                ("ZENO_WORKERS__ENV__APP_ENV", "prod"),
+                ("ZENO_WORKERS__ENV__RETRIES", "3"),
                 ("OTHER", "ignored"),
             ]),
         )
@@ -351,6 +368,14 @@ mod tests {
         assert_eq!(config.workers.exec_timeout.0, Duration::from_millis(500));
         assert_eq!(config.scope["tenant"], "acme");
         assert_eq!(config.db["main"], "postgres://u:p@h/db");
+        assert_eq!(
+            config.workers.env["APP_ENV"], "prod",
+            "env names keep their case"
+        );
+        assert_eq!(
+            config.workers.env["RETRIES"], "3",
+            "env values stay strings"
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ enum Outcome {
     /// The pool is shutting down.
     Shutdown,
     /// Go on with this worker (already booted) or, if none, boot one.
-    Replace(Option<Worker>),
+    Replace(Option<Box<Worker>>),
 }
 
 /// A replacement worker booting in the background.
@@ -99,7 +99,7 @@ impl Slot {
             self.shared.live.fetch_sub(1, Ordering::SeqCst);
             match outcome {
                 Outcome::Shutdown => return,
-                Outcome::Replace(fresh) => next = fresh,
+                Outcome::Replace(fresh) => next = fresh.map(|w| *w),
             }
         }
     }
@@ -146,7 +146,7 @@ impl Slot {
                     match booted {
                         Ok(Ok(fresh)) => {
                             self.retire(worker, reason);
-                            return Outcome::Replace(Some(fresh));
+                            return Outcome::Replace(Some(Box::new(fresh)));
                         }
                         Ok(Err(err)) => {
                             // The old worker is healthy: keep it, and try again on the next trigger.
@@ -163,6 +163,11 @@ impl Slot {
                     return Outcome::Replace(self.finish_pending(pending).await);
                 }
                 _ = generation.changed() => {
+                    // A replacement that started booting before the reload may have loaded
+                    // the old code: start over.
+                    if let Some(stale) = pending.take() {
+                        stale.boot.abort();
+                    }
                     self.prepare(&mut pending, Reason::Reload);
                     continue;
                 }
@@ -280,13 +285,13 @@ impl Slot {
         &self,
         reason: Reason,
         pending: Option<Pending>,
-    ) -> Option<Worker> {
+    ) -> Option<Box<Worker>> {
         count_restart(reason);
         self.finish_pending(pending).await
     }
 
     /// The worker is gone: use the replacement if one was booting, else boot cold.
-    async fn finish_pending(&self, pending: Option<Pending>) -> Option<Worker> {
+    async fn finish_pending(&self, pending: Option<Pending>) -> Option<Box<Worker>> {
         let mut boot = pending?.boot;
         self.shared.status.set(self.index, WorkerState::Booting);
         tokio::select! {
@@ -294,7 +299,7 @@ impl Slot {
                 boot.abort();
                 None
             }
-            booted = &mut boot => booted.ok().and_then(Result::ok),
+            booted = &mut boot => booted.ok().and_then(Result::ok).map(Box::new),
         }
     }
 }

@@ -1,0 +1,488 @@
+//! Worker limits, recycling, reload, boot failures, signals and observability, against the
+//! real binary and real PHP.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use zeno_e2e::{fixture, process_alive, zeno_bin, Server};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+async fn pid_of(server: &Server) -> u64 {
+    let response = client().get(server.url("/pid")).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.expect("json")["pid"]
+        .as_u64()
+        .expect("pid")
+}
+
+async fn admin_get(addr: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .expect("admin request")
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "zeno-e2e-{}-{}-{name}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ))
+}
+
+#[tokio::test]
+async fn max_jobs_recycles_workers_without_failing_a_request() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args([
+            "--workers",
+            "1",
+            "--max-jobs",
+            "3",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .start();
+    let mut pids = HashSet::new();
+    for _ in 0..40 {
+        pids.insert(pid_of(&server).await);
+        // A retiring worker serves until its replacement has booted; give boots time.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(pids.len() >= 3, "workers were recycled: {pids:?}");
+    let metrics = admin_get(&server.admin_addr(), "/metrics")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("zeno_worker_restarts_total{reason=\"max_jobs\"}"),
+        "{metrics}"
+    );
+    // Retired workers are gone, not left running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let current = pid_of(&server).await;
+    for pid in pids.iter().filter(|p| **p != current) {
+        assert!(
+            !process_alive(u32::try_from(*pid).expect("pid")),
+            "retired worker {pid} still runs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_leaking_worker_is_replaced_past_max_memory() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args([
+            "--workers",
+            "1",
+            "--max-memory",
+            "48M",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .start();
+    let before = pid_of(&server).await;
+    let response = client()
+        .get(server.url("/leak?mb=64"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status(),
+        200,
+        "the request that leaks still succeeds"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = before;
+    while after == before && Instant::now() < deadline {
+        after = pid_of(&server).await;
+    }
+    assert_ne!(after, before, "the worker over max_memory was replaced");
+    let metrics = admin_get(&server.admin_addr(), "/metrics")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("zeno_worker_restarts_total{reason=\"max_memory\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_idle_worker_is_recycled_after_idle_timeout() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1", "--idle-timeout", "300ms"])
+        .start();
+    let before = pid_of(&server).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = pid_of(&server).await;
+    assert_ne!(before, after);
+    assert!(!process_alive(u32::try_from(before).expect("pid")));
+}
+
+#[tokio::test]
+async fn stray_output_without_a_newline_fails_only_that_request() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1"])
+        .start();
+    let before = pid_of(&server).await;
+    let response = client()
+        .get(server.url("/stray-nonl"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 502);
+    assert!(server
+        .wait_for_log(
+            "partial stray output without a newline",
+            Duration::from_secs(5)
+        )
+        .is_some());
+    assert_ne!(pid_of(&server).await, before);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_while_queued_never_runs() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1"])
+        .start();
+    let busy = tokio::spawn({
+        let url = server.url("/sleep?ms=1000");
+        async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let marker = temp_path("marker");
+    let impatient = client()
+        .get(server.url(&format!("/mark?file={}", marker.display())))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(
+        impatient.is_err(),
+        "the client gave up while the only worker was busy"
+    );
+    assert_eq!(busy.await.expect("join").expect("busy request"), 200);
+    // The worker is free now; the withdrawn request must not run on it.
+    assert_eq!(
+        client()
+            .get(server.url("/pid"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "a request whose client left must not run");
+}
+
+#[tokio::test]
+async fn slow_boot_within_the_timeout_works_and_past_it_fails_clearly() {
+    let server = Server::worker(&fixture("slow-boot.php"))
+        .args(["--workers", "1"])
+        .env("ZENO_WORKERS__ENV__BOOT_SLEEP_MS", "500")
+        .start();
+    assert_eq!(
+        client()
+            .get(server.url("/pid"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+
+    let Err((Some(status), log)) = Server::worker(&fixture("slow-boot.php"))
+        .args(["--workers", "1"])
+        .env("ZENO_WORKERS__ENV__BOOT_SLEEP_MS", "3000")
+        .env("ZENO_WORKERS__BOOT_TIMEOUT", "500ms")
+        .try_start()
+    else {
+        panic!("a boot past the timeout must fail");
+    };
+    assert!(!status.success());
+    assert!(log.join("\n").contains("did not become ready"), "{log:?}");
+}
+
+#[tokio::test]
+async fn failing_boots_back_off_and_the_host_keeps_answering() {
+    let marker = temp_path("boot-marker");
+    let server = Server::worker(&fixture("fails-after-first.php"))
+        .args([
+            "--workers",
+            "1",
+            "--allocate-timeout",
+            "300ms",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "ZENO_WORKERS__ENV__ZENO_TEST_MARKER",
+            &marker.display().to_string(),
+        )
+        .start();
+    // Kill the only worker: every later boot fails.
+    assert_eq!(
+        client()
+            .get(server.url("/crash"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        502
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let failures = server.count_log("worker failed to boot");
+    assert!(
+        (2..=6).contains(&failures),
+        "boots retried with backoff, not in a tight loop: {failures} failures in 2.5 s"
+    );
+    assert!(
+        server.log().join("\n").contains("boot failed on purpose"),
+        "PHP's own error is logged"
+    );
+    let response = client().get(server.url("/pid")).send().await.expect("send");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let admin = server.admin_addr();
+    assert_eq!(
+        admin_get(&admin, "/ready").await.status(),
+        503,
+        "no live worker: not ready"
+    );
+    assert_eq!(
+        admin_get(&admin, "/health").await.status(),
+        200,
+        "but alive"
+    );
+    let _ = std::fs::remove_file(&marker);
+}
+
+#[tokio::test]
+async fn reloads_and_recycles_under_load_fail_no_request() {
+    let mut server = Server::worker(&fixture("dump.php"))
+        .args([
+            "--workers",
+            "2",
+            "--max-jobs",
+            "25",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .start();
+    let admin = server.admin_addr();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let pids = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let mut load = Vec::new();
+    for _ in 0..6 {
+        let url = server.url("/pid");
+        let (failures, served, pids) = (failures.clone(), served.clone(), pids.clone());
+        load.push(tokio::spawn(async move {
+            let client = client();
+            // Bounded: stops at the deadline.
+            while Instant::now() < deadline {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let pid = r.json::<Value>().await.expect("json")["pid"].as_u64();
+                        pids.lock().expect("lock").insert(pid);
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let reload = client()
+        .post(format!("http://{admin}/reload"))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(reload.status(), 202);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    server.signal(Signal::SIGHUP);
+    for task in load {
+        task.await.expect("load task");
+    }
+    let served = served.load(Ordering::SeqCst);
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "no request failed ({served} served)"
+    );
+    assert!(served > 100, "the load actually ran: {served}");
+    let pids = pids.lock().expect("lock").len();
+    assert!(pids > 4, "workers were replaced many times: {pids} pids");
+    let metrics = admin_get(&admin, "/metrics")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("zeno_worker_restarts_total{reason=\"reload\"}"),
+        "{metrics}"
+    );
+    server.signal(Signal::SIGTERM);
+    assert!(server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exit")
+        .success());
+}
+
+#[tokio::test]
+async fn admin_reports_workers_and_metrics_and_zeno_workers_prints_them() {
+    let server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "2", "--admin", "127.0.0.1:0"])
+        .start();
+    let admin = server.admin_addr();
+    assert!(admin.starts_with("127.0.0.1:"));
+    for _ in 0..5 {
+        pid_of(&server).await;
+    }
+    let _ = client()
+        .get(server.url("/throw"))
+        .send()
+        .await
+        .expect("send");
+    let workers: Value = admin_get(&admin, "/workers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(workers["live"], 2);
+    let list = workers["workers"].as_array().expect("workers array");
+    assert_eq!(list.len(), 2);
+    let total: u64 = list
+        .iter()
+        .map(|w| w["requests"].as_u64().expect("requests"))
+        .sum();
+    assert_eq!(total, 6);
+    for worker in list {
+        assert_eq!(worker["state"], "idle");
+        assert!(worker["rss_bytes"].as_u64().expect("rss") > 1_000_000);
+        assert!(worker["pid"].as_u64().is_some());
+        assert!(worker["age_seconds"].as_f64().is_some());
+    }
+
+    let metrics = admin_get(&admin, "/metrics").await;
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .expect("ct")
+        .starts_with("text/plain"));
+    let metrics = metrics.text().await.expect("text");
+    for needle in [
+        "zeno_http_requests_total{status=\"200\"} 5",
+        "zeno_http_requests_total{status=\"500\"} 1",
+        "zeno_http_request_duration_seconds_bucket",
+        "zeno_pool_queue_wait_seconds_bucket",
+        "zeno_workers{state=\"idle\"} 2",
+        "zeno_worker_rss_bytes{slot=\"0\"}",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in:\n{metrics}");
+    }
+    assert_eq!(admin_get(&admin, "/nope").await.status(), 404);
+    assert_eq!(
+        client()
+            .get(format!("http://{admin}/reload"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        405
+    );
+
+    let output = tokio::process::Command::new(zeno_bin())
+        .args(["workers", "--admin", &admin])
+        .output()
+        .await
+        .expect("zeno workers");
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("PID") && table.contains("idle"), "{table}");
+    assert!(table.contains("2 live worker(s)"), "{table}");
+    for worker in list {
+        assert!(table.contains(&worker["pid"].to_string()), "{table}");
+    }
+
+    let output = tokio::process::Command::new(zeno_bin())
+        .args(["workers", "--admin", "127.0.0.1:1"])
+        .output()
+        .await
+        .expect("zeno workers");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("could not reach the admin listener"));
+}
+
+#[tokio::test]
+async fn ready_turns_503_while_draining() {
+    let mut server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1", "--admin", "127.0.0.1:0"])
+        .start();
+    let admin = server.admin_addr();
+    assert_eq!(admin_get(&admin, "/ready").await.status(), 200);
+    let slow = tokio::spawn({
+        let url = server.url("/sleep?ms=1500");
+        async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = admin_get(&admin, "/ready").await;
+    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.json::<Value>().await.expect("json")["draining"], true);
+    assert!(
+        std::net::TcpStream::connect(&server.addr).is_err(),
+        "the main listener no longer accepts"
+    );
+    assert_eq!(slow.await.expect("join").expect("in-flight request"), 200);
+    assert!(server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exit")
+        .success());
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once_and_leaves_no_php() {
+    let mut server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1"])
+        .start();
+    let worker = u32::try_from(pid_of(&server).await).expect("pid");
+    let _hang = tokio::spawn({
+        let url = server.url("/hang");
+        async move { client().get(url).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    server.signal(Signal::SIGINT);
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("exits at once");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(!status.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_alive(worker) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!process_alive(worker), "the busy worker died with the host");
+}
