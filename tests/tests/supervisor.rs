@@ -486,3 +486,35 @@ async fn a_second_signal_exits_at_once_and_leaves_no_php() {
     }
     assert!(!process_alive(worker), "the busy worker died with the host");
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_when_a_request_never_finishes() {
+    let mut server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1", "--exec-timeout", "60s"])
+        .env("ZENO_SERVER__SHUTDOWN_GRACE", "1s")
+        .env("ZENO_WORKERS__STOP_GRACE", "1s")
+        .start();
+    let worker = u32::try_from(pid_of(&server).await).expect("pid");
+    let hang = tokio::spawn({
+        let url = server.url("/hang");
+        async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    server.signal(Signal::SIGTERM);
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("zeno exits");
+    assert!(
+        status.success(),
+        "a bounded drain is still a clean exit: {status}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!process_alive(worker), "the hung worker was killed");
+    // The client got an answer or a closed connection, never a hang.
+    let _ = hang.await.expect("join");
+}

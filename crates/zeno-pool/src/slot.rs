@@ -223,11 +223,25 @@ impl Slot {
         let id = job.request.id.clone();
         self.shared.status.set(self.index, WorkerState::Busy);
         self.shared.status.served(self.index);
-        let outcome = tokio::time::timeout(
-            config.exec_timeout,
-            worker.handle(job.request, self.shared.calls.as_ref()),
-        )
-        .await;
+        // Once the pool shuts down, a running request gets stop_grace more, then its worker
+        // is killed: shutdown is bounded even when a request would run to exec_timeout.
+        let shutdown_deadline = async {
+            self.shared.cancel.cancelled().await;
+            tokio::time::sleep(config.stop_grace).await;
+        };
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(
+                config.exec_timeout,
+                worker.handle(job.request, self.shared.calls.as_ref()),
+            ) => outcome,
+            _ = shutdown_deadline => {
+                tracing::warn!(slot = self.index, pid = worker.pid(), request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
+                worker.kill().await;
+                let _ = job.reply.send(Err(PoolError::ShuttingDown));
+                self.shared.status.set(self.index, WorkerState::Down);
+                return Err(Reason::Crashed);
+            }
+        };
         let result = match outcome {
             Ok(Ok(response)) => {
                 let _ = job.reply.send(Ok(response));
