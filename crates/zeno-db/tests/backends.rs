@@ -1,0 +1,556 @@
+//! zeno-db against the real PostgreSQL, MariaDB and SQLite of this machine. The servers must
+//! be running (`scripts/services.sh` starts them); these tests fail, not skip, without them.
+//! `ZENO_TEST_POSTGRES` and `ZENO_TEST_MYSQL` override the URLs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use zeno_db::{ConnectionConfig, Databases, DbError};
+
+fn pg_url() -> String {
+    std::env::var("ZENO_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn my_url() -> String {
+    std::env::var("ZENO_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+fn lite_url(tag: &str) -> String {
+    let path =
+        std::env::temp_dir().join(format!("zeno-db-test-{}-{tag}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    format!("sqlite://{}", path.display())
+}
+
+fn dbs(url: &str) -> Databases {
+    dbs_with(ConnectionConfig::new(url))
+}
+
+fn dbs_with(config: ConnectionConfig) -> Databases {
+    let mut map = BTreeMap::new();
+    map.insert("default".to_owned(), config);
+    Databases::connect(map).expect("connect")
+}
+
+/// A table name unique to this test run.
+fn table(tag: &str) -> String {
+    format!("zt_{}_{}", tag, std::process::id())
+}
+
+async fn q(db: &Databases, req: &str, sql: &str, params: Value) -> Value {
+    db.query(req, &json!({"sql": sql, "params": params}))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn x(db: &Databases, req: &str, sql: &str) {
+    db.exec(req, &json!({"sql": sql}))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn postgres_types_match_pdo_pgsql() {
+    let db = dbs(&pg_url());
+    let t = table("pgtypes");
+    x(&db, "", &format!("drop table if exists {t}")).await;
+    x(
+        &db,
+        "",
+        &format!(
+            "create table {t} (id serial primary key, i int, b bigint, s smallint, f double precision, r real, n numeric(10,2),
+             flag boolean, name text, v varchar(20), c char(3), d date, ts timestamp, tz timestamptz, tm time,
+             j json, jb jsonb, u uuid, bin bytea, nothing text)"
+        ),
+    )
+    .await;
+    // Strings bind to int, numeric, date and timestamp columns as under pdo_pgsql.
+    let inserted = q(
+        &db,
+        "",
+        &format!(
+            "insert into {t} (i, b, s, f, r, n, flag, name, v, c, d, ts, tz, tm, j, jb, u, bin, nothing)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, decode(?, 'hex'), ?) returning id"
+        ),
+        json!(["42", 9007199254740993i64, 7, "1.5", 2.25, "12.50", true, "it's", "v", "abc", "2024-02-29",
+               "2024-01-02 03:04:05.5", "2024-01-02 03:04:05+02", "13:14:15", "{\"a\": [1, 2]}", "{\"b\":1, \"a\":2}",
+               "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "00ff10", null]),
+    )
+    .await;
+    assert_eq!(inserted["rows"][0]["id"], 1);
+    assert_eq!(inserted["affected"], 1);
+    let got = q(
+        &db,
+        "",
+        &format!("select * from {t} where id = ?"),
+        json!(["1"]),
+    )
+    .await;
+    let row = &got["rows"][0];
+    assert_eq!(row["i"], 42);
+    assert_eq!(row["b"], 9007199254740993i64);
+    assert_eq!(row["s"], 7);
+    assert_eq!(row["f"], 1.5);
+    assert_eq!(row["r"], 2.25);
+    assert_eq!(row["n"], "12.50");
+    assert_eq!(row["flag"], true);
+    assert_eq!(row["name"], "it's");
+    assert_eq!(row["c"], "abc");
+    assert_eq!(row["d"], "2024-02-29");
+    assert_eq!(row["ts"], "2024-01-02 03:04:05.5");
+    assert_eq!(row["tz"], "2024-01-02 01:04:05+00");
+    assert_eq!(row["tm"], "13:14:15");
+    assert_eq!(row["j"], "{\"a\": [1, 2]}", "json keeps the text as stored");
+    assert_eq!(
+        row["jb"], "{\"a\": 2, \"b\": 1}",
+        "jsonb as the server renders it"
+    );
+    assert_eq!(row["u"], "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+    assert_eq!(row["bin"], "AP8Q", "bytea as base64");
+    assert_eq!(row["nothing"], Value::Null);
+    let names: Vec<&str> = got["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(&names[..4], ["id", "i", "b", "s"], "columns in table order");
+    let keys: Vec<&String> = row.as_object().expect("object").keys().collect();
+    assert_eq!(keys[0], "id", "row keys in column order");
+    let bin_col = got["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .find(|c| c["name"] == "bin")
+        .expect("bin");
+    assert_eq!(bin_col["binary"], true);
+    // Literal ? inside strings and the jsonb ?? operator.
+    let got = q(
+        &db,
+        "",
+        &format!("select '?' as lit, jb ?? 'a' as has_a from {t} where i = ?"),
+        json!([42]),
+    )
+    .await;
+    assert_eq!(got["rows"][0], json!({"lit": "?", "has_a": true}));
+    x(&db, "", &format!("drop table {t}")).await;
+}
+
+#[tokio::test]
+async fn mysql_types_match_pdo_mysql() {
+    let db = dbs(&my_url());
+    let t = table("mytypes");
+    x(&db, "", &format!("drop table if exists {t}")).await;
+    x(
+        &db,
+        "",
+        &format!(
+            "create table {t} (id int auto_increment primary key, i int, b bigint unsigned, tiny tinyint(1), f double,
+             dec_col decimal(10,2), name varchar(50), d date, dt datetime, ts timestamp null, j json, bin varbinary(8), nothing text)"
+        ),
+    )
+    .await;
+    let inserted = q(
+        &db,
+        "",
+        &format!("insert into {t} (i, b, tiny, f, dec_col, name, d, dt, ts, j, bin, nothing) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, unhex(?), ?)"),
+        json!(["42", 18446744073709551615u64, true, 1.5, "12.50", "it's \"quoted\"", "2024-02-29", "2024-01-02 03:04:05", "2024-01-02 03:04:05", "{\"a\": 1}", "00ff", null]),
+    )
+    .await;
+    assert_eq!(inserted["affected"], 1);
+    assert_eq!(inserted["last_insert_id"], 1);
+    let got = q(
+        &db,
+        "",
+        &format!("select * from {t} where id = ?"),
+        json!([1]),
+    )
+    .await;
+    let row = &got["rows"][0];
+    assert_eq!(row["i"], 42);
+    assert_eq!(
+        row["b"], "18446744073709551615",
+        "BIGINT UNSIGNED above PHP_INT_MAX is a string"
+    );
+    assert_eq!(row["tiny"], 1, "TINYINT(1) is an int, as PDO gives it");
+    assert_eq!(row["f"], 1.5);
+    assert_eq!(row["dec_col"], "12.50");
+    assert_eq!(row["name"], "it's \"quoted\"");
+    assert_eq!(row["d"], "2024-02-29");
+    assert_eq!(row["dt"], "2024-01-02 03:04:05");
+    assert_eq!(row["ts"], "2024-01-02 03:04:05");
+    assert!(
+        row["j"].as_str().expect("json text").contains("\"a\""),
+        "{got}"
+    );
+    assert_eq!(
+        row["bin"], "AP8=",
+        "binary that is not UTF-8 travels as base64"
+    );
+    let bin_col = got["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .find(|c| c["name"] == "bin")
+        .expect("bin");
+    assert_eq!(bin_col["binary"], true);
+    assert_eq!(row["nothing"], Value::Null);
+    x(&db, "", &format!("drop table {t}")).await;
+}
+
+#[tokio::test]
+async fn sqlite_types_follow_storage_classes() {
+    let db = dbs(&lite_url("types"));
+    x(
+        &db,
+        "",
+        "create table t (id integer primary key, i int, f real, s text, b blob, n text)",
+    )
+    .await;
+    let inserted = q(
+        &db,
+        "",
+        "insert into t (i, f, s, b, n) values (?, ?, ?, x'00ff', ?)",
+        json!([42, 1.5, "héllo", null]),
+    )
+    .await;
+    assert_eq!(inserted["last_insert_id"], 1);
+    let row = &q(&db, "", "select * from t", json!([])).await["rows"][0];
+    assert_eq!(
+        *row,
+        json!({"id": 1, "i": 42, "f": 1.5, "s": "héllo", "b": "AP8=", "n": null})
+    );
+}
+
+async fn unique_violation(url: &str, sqlstate: &str) {
+    let db = dbs(url);
+    let t = table(&format!("uniq{}", sqlstate));
+    x(&db, "", &format!("drop table if exists {t}")).await;
+    x(
+        &db,
+        "",
+        &format!("create table {t} (email varchar(100) unique)"),
+    )
+    .await;
+    q(
+        &db,
+        "",
+        &format!("insert into {t} (email) values (?)"),
+        json!(["a@x"]),
+    )
+    .await;
+    let err = db
+        .query(
+            "",
+            &json!({"sql": format!("insert into {t} (email) values (?)"), "params": ["a@x"]}),
+        )
+        .await
+        .expect_err("duplicate");
+    let DbError::Database {
+        sqlstate: got,
+        message,
+        ..
+    } = &err
+    else {
+        panic!("not a database error: {err:?}");
+    };
+    assert_eq!(got, sqlstate);
+    assert!(
+        message.to_lowercase().contains("unique") || message.contains("Duplicate"),
+        "{message}"
+    );
+    assert_eq!(err.kind(), "db");
+    let err = db
+        .query("", &json!({"sql": "selec nonsense"}))
+        .await
+        .expect_err("syntax");
+    let DbError::Database { sqlstate, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        sqlstate == "42601" || sqlstate == "42000" || sqlstate == "HY000",
+        "{sqlstate}"
+    );
+    x(&db, "", &format!("drop table {t}")).await;
+}
+
+#[tokio::test]
+async fn unique_violations_carry_sqlstate() {
+    unique_violation(&pg_url(), "23505").await;
+    unique_violation(&my_url(), "23000").await;
+    unique_violation(&lite_url("uniq"), "23000").await;
+}
+
+#[tokio::test]
+async fn hostile_strings_are_bound_never_spliced() {
+    for url in [pg_url(), my_url(), lite_url("hostile")] {
+        let db = dbs(&url);
+        let t = table("hostile");
+        x(&db, "", &format!("drop table if exists {t}")).await;
+        x(&db, "", &format!("create table {t} (s text)")).await;
+        let evil = [
+            "'; drop table users; --",
+            "\\' or 1=1 --",
+            "?",
+            "$1",
+            "\u{0}nul",
+            "😀 ünïcode",
+            "\" ` \\",
+        ];
+        for s in evil {
+            if s.contains('\u{0}') && url.starts_with("postgres") {
+                continue; // PostgreSQL text cannot hold NUL, as with PDO.
+            }
+            q(
+                &db,
+                "",
+                &format!("insert into {t} (s) values (?)"),
+                json!([s]),
+            )
+            .await;
+            let got = q(
+                &db,
+                "",
+                &format!("select s from {t} where s = ?"),
+                json!([s]),
+            )
+            .await;
+            assert_eq!(got["rows"][0]["s"], s, "{url}");
+        }
+        x(&db, "", &format!("drop table {t}")).await;
+    }
+}
+
+async fn transactions(url: &str) {
+    let db = dbs(url);
+    let t = table("tx");
+    x(&db, "", &format!("drop table if exists {t}")).await;
+    x(&db, "", &format!("create table {t} (n int)")).await;
+    // Commit.
+    db.begin("r1", &json!({})).await.expect("begin");
+    q(
+        &db,
+        "r1",
+        &format!("insert into {t} values (?)"),
+        json!([1]),
+    )
+    .await;
+    db.commit("r1", &json!({})).await.expect("commit");
+    // Rollback.
+    db.begin("r2", &json!({})).await.expect("begin");
+    q(
+        &db,
+        "r2",
+        &format!("insert into {t} values (?)"),
+        json!([2]),
+    )
+    .await;
+    db.rollback("r2", &json!({})).await.expect("rollback");
+    // Savepoints through db_exec.
+    db.begin("r3", &json!({})).await.expect("begin");
+    q(
+        &db,
+        "r3",
+        &format!("insert into {t} values (?)"),
+        json!([3]),
+    )
+    .await;
+    x(&db, "r3", "SAVEPOINT trans2").await;
+    q(
+        &db,
+        "r3",
+        &format!("insert into {t} values (?)"),
+        json!([4]),
+    )
+    .await;
+    x(&db, "r3", "ROLLBACK TO SAVEPOINT trans2").await;
+    db.commit("r3", &json!({})).await.expect("commit");
+    // A request that leaves its transaction open: rolled back when it ends.
+    db.begin("r4", &json!({})).await.expect("begin");
+    q(
+        &db,
+        "r4",
+        &format!("insert into {t} values (?)"),
+        json!([5]),
+    )
+    .await;
+    let nested = db.begin("r4", &json!({})).await.expect_err("nested begin");
+    assert_eq!(nested.kind(), "transaction");
+    db.end_request("r4").await;
+    for r in ["r1", "r2", "r3"] {
+        db.end_request(r).await;
+    }
+    assert_eq!(db.open_requests().await, 0);
+    let got = q(
+        &db,
+        "r5",
+        &format!("select n from {t} order by n"),
+        json!([]),
+    )
+    .await;
+    assert_eq!(got["rows"], json!([{"n": 1}, {"n": 3}]), "{url}");
+    assert!(
+        db.commit("r5", &json!({})).await.is_err(),
+        "commit without begin is an error"
+    );
+    db.end_request("r5").await;
+    x(&db, "", &format!("drop table {t}")).await;
+}
+
+#[tokio::test]
+async fn transactions_commit_roll_back_nest_and_never_leak() {
+    transactions(&pg_url()).await;
+    transactions(&my_url()).await;
+    transactions(&lite_url("tx")).await;
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_and_a_down_database_are_distinct_clear_errors() {
+    let mut config = ConnectionConfig::new(pg_url());
+    config.max_connections = 1;
+    config.acquire_timeout = Duration::from_millis(300);
+    let db = dbs_with(config);
+    db.begin("holder", &json!({}))
+        .await
+        .expect("begin holds the only connection");
+    let started = Instant::now();
+    let err = db
+        .query("other", &json!({"sql": "select 1"}))
+        .await
+        .expect_err("exhausted");
+    assert_eq!(err.kind(), "pool_exhausted", "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    db.end_request("holder").await;
+    assert_eq!(
+        q(&db, "other", "select 1 as one", json!([])).await["rows"][0]["one"],
+        1
+    );
+
+    let mut config = ConnectionConfig::new("postgres://postgres@127.0.0.1:1/test");
+    config.acquire_timeout = Duration::from_millis(500);
+    let down = dbs_with(config);
+    let started = Instant::now();
+    let err = down
+        .query("r", &json!({"sql": "select 1"}))
+        .await
+        .expect_err("down");
+    assert_eq!(err.kind(), "db_unavailable", "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "within the acquire timeout"
+    );
+}
+
+#[tokio::test]
+async fn reads_go_to_the_replica_unless_written_with_sticky_or_in_a_transaction() {
+    // A second database stands in for the replica: the same table, different contents.
+    let admin = dbs(&pg_url());
+    let _ = admin
+        .exec("", &json!({"sql": "create database zeno_replica_test"}))
+        .await;
+    let replica_url = pg_url()
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/zeno_replica_test"))
+        .expect("url");
+    let t = table("rw");
+    for (url, who) in [(pg_url(), "primary"), (replica_url.clone(), "replica")] {
+        let db = dbs(&url);
+        x(&db, "", &format!("drop table if exists {t}")).await;
+        x(&db, "", &format!("create table {t} (who text)")).await;
+        q(
+            &db,
+            "",
+            &format!("insert into {t} values (?)"),
+            json!([who]),
+        )
+        .await;
+    }
+    let mut config = ConnectionConfig::new(pg_url());
+    config.read = vec![replica_url];
+    config.sticky = true;
+    let db = dbs_with(config);
+    let read = format!("select who from {t}");
+    assert_eq!(
+        q(&db, "a", &read, json!([])).await["rows"][0]["who"],
+        "replica"
+    );
+    // Explicit mode wins.
+    let forced = db
+        .query("a", &json!({"sql": read, "mode": "write"}))
+        .await
+        .expect("query");
+    assert_eq!(forced["rows"][0]["who"], "primary");
+    // With sticky, after a write the request reads from the primary; another request does not.
+    q(
+        &db,
+        "b",
+        &format!("update {t} set who = who where false"),
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        q(&db, "b", &read, json!([])).await["rows"][0]["who"],
+        "primary"
+    );
+    assert_eq!(
+        q(&db, "c", &read, json!([])).await["rows"][0]["who"],
+        "replica"
+    );
+    // In a transaction, everything goes to the primary.
+    db.begin("d", &json!({})).await.expect("begin");
+    assert_eq!(
+        q(&db, "d", &read, json!([])).await["rows"][0]["who"],
+        "primary"
+    );
+    db.end_request("d").await;
+    for r in ["a", "b", "c"] {
+        db.end_request(r).await;
+    }
+    assert_eq!(
+        db.open_requests().await,
+        0,
+        "sticky state is dropped when requests end"
+    );
+}
+
+#[tokio::test]
+async fn bad_calls_are_clear_errors() {
+    let db = dbs(&lite_url("bad"));
+    assert_eq!(
+        db.query("", &json!({})).await.expect_err("no sql").kind(),
+        "invalid_parameters"
+    );
+    assert_eq!(
+        db.query("", &json!({"sql": "select 1", "connection": "nope"}))
+            .await
+            .expect_err("unknown")
+            .kind(),
+        "unknown_connection"
+    );
+    assert_eq!(
+        db.query("", &json!({"sql": "select ?", "params": {"a": 1}}))
+            .await
+            .expect_err("named")
+            .kind(),
+        "invalid_parameters"
+    );
+    assert_eq!(
+        db.query("", &json!({"sql": "select 1", "mode": "sideways"}))
+            .await
+            .expect_err("mode")
+            .kind(),
+        "invalid_parameters"
+    );
+    assert_eq!(
+        db.begin("", &json!({}))
+            .await
+            .expect_err("no request")
+            .kind(),
+        "transaction"
+    );
+    let mut map = BTreeMap::new();
+    map.insert("x".to_owned(), ConnectionConfig::new("oracle://nope"));
+    assert!(matches!(Databases::connect(map), Err(DbError::Config(_))));
+}
