@@ -16,10 +16,67 @@ pub struct Config {
     pub workers: WorkersConfig,
     /// Static scope values every request carries.
     pub scope: serde_json::Map<String, serde_json::Value>,
-    /// Named database URLs (`[db] default = "postgres://…"`).
-    pub db: BTreeMap<String, String>,
+    /// Named databases: `[db] default = "postgres://…"`, or a table with pool settings.
+    pub db: BTreeMap<String, DbEntry>,
     pub log: LogConfig,
     pub admin: AdminConfig,
+}
+
+/// One named database: a URL, or a table with the URL and pool settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DbEntry {
+    Url(String),
+    Full(DbTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbTable {
+    pub url: String,
+    #[serde(default)]
+    pub read: Vec<String>,
+    #[serde(default)]
+    pub sticky: bool,
+    pub max_connections: Option<u32>,
+    pub min_connections: Option<u32>,
+    pub acquire_timeout: Option<Dur>,
+    pub idle_timeout: Option<Dur>,
+    pub max_lifetime: Option<Dur>,
+    pub statement_timeout: Option<Dur>,
+}
+
+impl DbEntry {
+    /// The pool settings, defaults filled in.
+    pub fn connection(&self) -> zeno_host::ConnectionConfig {
+        match self {
+            DbEntry::Url(url) => zeno_host::ConnectionConfig::new(url),
+            DbEntry::Full(t) => {
+                let mut c = zeno_host::ConnectionConfig::new(&t.url);
+                c.read = t.read.clone();
+                c.sticky = t.sticky;
+                if let Some(v) = t.max_connections {
+                    c.max_connections = v;
+                }
+                if let Some(v) = t.min_connections {
+                    c.min_connections = v;
+                }
+                if let Some(v) = t.acquire_timeout {
+                    c.acquire_timeout = v.0;
+                }
+                if let Some(v) = t.idle_timeout {
+                    c.idle_timeout = v.0;
+                }
+                if let Some(v) = t.max_lifetime {
+                    c.max_lifetime = v.0;
+                }
+                if let Some(v) = t.statement_timeout {
+                    c.statement_timeout = v.0;
+                }
+                c
+            }
+        }
+    }
 }
 
 /// The admin listener: `/metrics`, `/workers`, `/reload`. Off unless `listen` is set.
@@ -254,10 +311,16 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
                 .entry("db")
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let toml::Value::Table(dbs) = dbs {
-                dbs.insert(
-                    db.to_ascii_lowercase(),
-                    toml::Value::String(value.to_owned()),
-                );
+                let name = db.to_ascii_lowercase();
+                // A URL from the environment replaces the URL, keeping the file's pool settings.
+                match dbs.get_mut(&name) {
+                    Some(toml::Value::Table(entry)) => {
+                        entry.insert("url".into(), toml::Value::String(value.to_owned()));
+                    }
+                    _ => {
+                        dbs.insert(name, toml::Value::String(value.to_owned()));
+                    }
+                }
             }
             return Ok(());
         }
@@ -367,7 +430,7 @@ mod tests {
         assert_eq!(config.workers.count, 7);
         assert_eq!(config.workers.exec_timeout.0, Duration::from_millis(500));
         assert_eq!(config.scope["tenant"], "acme");
-        assert_eq!(config.db["main"], "postgres://u:p@h/db");
+        assert_eq!(config.db["main"].connection().url, "postgres://u:p@h/db");
         assert_eq!(
             config.workers.env["APP_ENV"], "prod",
             "env names keep their case"
@@ -376,6 +439,26 @@ mod tests {
             config.workers.env["RETRIES"], "3",
             "env values stay strings"
         );
+    }
+
+    #[test]
+    fn databases_as_urls_or_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zeno.toml");
+        std::fs::write(
+            &path,
+            "[db]\nsimple = \"sqlite://a.db\"\n[db.main]\nurl = \"postgres://p/x\"\nread = [\"postgres://r/x\"]\nsticky = true\nmax_connections = 20\nacquire_timeout = \"2s\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path), env(&[("ZENO_DB_MAIN", "postgres://override/x")])).expect("load");
+        let main = config.db["main"].connection();
+        assert_eq!(main.url, "postgres://override/x");
+        assert_eq!(main.read, vec!["postgres://r/x".to_owned()]);
+        assert!(main.sticky);
+        assert_eq!(main.max_connections, 20);
+        assert_eq!(main.acquire_timeout, Duration::from_secs(2));
+        assert_eq!(config.db["simple"].connection().url, "sqlite://a.db");
+        assert_eq!(config.db["simple"].connection().max_connections, 10);
     }
 
     #[test]

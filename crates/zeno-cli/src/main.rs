@@ -140,7 +140,14 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         if name.is_empty() || url.is_empty() {
             bail!("--db expects NAME=URL, got {db:?}");
         }
-        config.db.insert(name.to_owned(), url.to_owned());
+        let entry = match config.db.remove(name) {
+            Some(config::DbEntry::Full(mut table)) => {
+                table.url = url.to_owned();
+                config::DbEntry::Full(table)
+            }
+            _ => config::DbEntry::Url(url.to_owned()),
+        };
+        config.db.insert(name.to_owned(), entry);
     }
     if let Some(v) = args.exec_timeout {
         config.workers.exec_timeout = v;
@@ -197,10 +204,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.workers.laravel.is_some() {
         bail!("--laravel is not available in this version yet; serve a handler with --worker HANDLER.php");
     }
-    if !config.db.is_empty() {
-        let names: Vec<_> = config.db.keys().collect();
-        bail!("database connections ({names:?}) are not available in this version yet");
-    }
     let Some(handler) = config.workers.handler.clone() else {
         bail!("nothing to serve: pass --worker HANDLER.php (or set workers.handler in zeno.toml)");
     };
@@ -230,6 +233,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for (key, value) in &config.scope {
         builder = builder.scope_value(key, value.clone());
     }
+    let mut databases: std::collections::BTreeMap<String, zeno_host::ConnectionConfig> = config
+        .db
+        .iter()
+        .map(|(name, entry)| (name.clone(), entry.connection()))
+        .collect();
+    // With no `default` configured, it is an SQLite file, so a demo needs no server.
+    databases
+        .entry("default".to_owned())
+        .or_insert_with(|| zeno_host::ConnectionConfig::new("sqlite://zeno.sqlite"));
+    builder = builder.databases(zeno_host::Databases::connect(databases).context("configuring databases")?);
     if let Ok(dir) = std::env::var("ZENO_PHP_CLIENT_DIR") {
         builder = builder.runtime_dir(dir);
     }

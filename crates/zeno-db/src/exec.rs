@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use futures_util::TryStreamExt as _;
 use serde_json::{json, Value};
 use sqlx::mysql::MySqlConnection;
@@ -40,79 +41,86 @@ impl QueryOutput {
 /// Most distinct SQL texts whose PostgreSQL rewrite is remembered per connection.
 const PG_SQL_CACHE: usize = 4096;
 
-pub(crate) async fn query_pool(
-    conn: &Connection,
-    pool: &AnyPool,
-    sql: &str,
-    params: &[Value],
-) -> Result<QueryOutput, DbError> {
-    match pool {
-        AnyPool::Pg(p) => {
-            let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-            pg_query(conn, &mut c, sql, params).await
+// The futures below are boxed as `Send` here, where the executor types are concrete:
+// left to inference, rustc cannot prove `Send` for sqlx's executors through `&mut`.
+pub(crate) fn query_pool<'a>(
+    conn: &'a Connection,
+    pool: &'a AnyPool,
+    sql: &'a str,
+    params: &'a [Value],
+) -> BoxFuture<'a, Result<QueryOutput, DbError>> {
+    Box::pin(async move {
+        match pool {
+            AnyPool::Pg(p) => {
+                let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
+                pg_query(conn, &mut c, sql, params).await
+            }
+            AnyPool::My(p) => {
+                let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
+                my_query(conn, &mut c, sql, params).await
+            }
+            AnyPool::Lite(p) => {
+                let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
+                lite_query(conn, &mut c, sql, params).await
+            }
         }
-        AnyPool::My(p) => {
-            let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-            my_query(conn, &mut c, sql, params).await
-        }
-        AnyPool::Lite(p) => {
-            let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-            lite_query(conn, &mut c, sql, params).await
-        }
-    }
+    })
 }
 
-pub(crate) async fn query_tx(
-    conn: &Connection,
-    tx: &mut AnyTx,
-    sql: &str,
-    params: &[Value],
-) -> Result<QueryOutput, DbError> {
-    match tx {
-        AnyTx::Pg(tx) => pg_query(conn, tx, sql, params).await,
-        AnyTx::My(tx) => my_query(conn, tx, sql, params).await,
-        AnyTx::Lite(tx) => lite_query(conn, tx, sql, params).await,
-    }
+pub(crate) fn query_tx<'a>(
+    conn: &'a Connection,
+    tx: &'a mut AnyTx,
+    sql: &'a str,
+    params: &'a [Value],
+) -> BoxFuture<'a, Result<QueryOutput, DbError>> {
+    Box::pin(async move {
+        match tx {
+            AnyTx::Pg(tx) => pg_query(conn, tx, sql, params).await,
+            AnyTx::My(tx) => my_query(conn, tx, sql, params).await,
+            AnyTx::Lite(tx) => lite_query(conn, tx, sql, params).await,
+        }
+    })
 }
 
-pub(crate) async fn exec_pool(
-    conn: &Connection,
-    pool: &AnyPool,
-    sql: &str,
-) -> Result<u64, DbError> {
-    let result = match pool {
-        AnyPool::Pg(p) => sqlx::raw_sql(sql)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()),
-        AnyPool::My(p) => sqlx::raw_sql(sql)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()),
-        AnyPool::Lite(p) => sqlx::raw_sql(sql)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()),
-    };
-    result.map_err(|e| pool_error(conn, pool, e))
+pub(crate) fn exec_pool<'a>(
+    conn: &'a Connection,
+    pool: &'a AnyPool,
+    sql: &'a str,
+) -> BoxFuture<'a, Result<u64, DbError>> {
+    Box::pin(async move {
+        let result = match pool {
+            AnyPool::Pg(p) => sqlx::raw_sql(sql)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            AnyPool::My(p) => sqlx::raw_sql(sql)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+            AnyPool::Lite(p) => sqlx::raw_sql(sql)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        result.map_err(|e| pool_error(conn, pool, e))
+    })
 }
 
-pub(crate) async fn exec_tx(conn: &Connection, tx: &mut AnyTx, sql: &str) -> Result<u64, DbError> {
-    let result = match tx {
-        AnyTx::Pg(tx) => sqlx::raw_sql(sql)
-            .execute(&mut **tx)
-            .await
-            .map(|r| r.rows_affected()),
-        AnyTx::My(tx) => sqlx::raw_sql(sql)
-            .execute(&mut **tx)
-            .await
-            .map(|r| r.rows_affected()),
-        AnyTx::Lite(tx) => sqlx::raw_sql(sql)
-            .execute(&mut **tx)
-            .await
-            .map(|r| r.rows_affected()),
-    };
-    result.map_err(|e| error(conn, e))
+pub(crate) fn exec_tx<'a>(
+    conn: &'a Connection,
+    tx: &'a mut AnyTx,
+    sql: &'a str,
+) -> BoxFuture<'a, Result<u64, DbError>> {
+    Box::pin(async move {
+        // A bare string with no arguments runs unprepared (the simple query protocol), like
+        // raw_sql, which rustc cannot prove Send for through `&mut` here.
+        let result = match tx {
+            AnyTx::Pg(tx) => (&mut **tx).execute(sql).await.map(|r| r.rows_affected()),
+            AnyTx::My(tx) => (&mut **tx).execute(sql).await.map(|r| r.rows_affected()),
+            AnyTx::Lite(tx) => (&mut **tx).execute(sql).await.map(|r| r.rows_affected()),
+        };
+        result.map_err(|e| error(conn, e))
+    })
 }
 
 pub(crate) async fn begin(conn: &Connection) -> Result<AnyTx, DbError> {

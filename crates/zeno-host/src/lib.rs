@@ -32,6 +32,7 @@ use zeno_protocol::{HostCall, HostResult, HttpRequest, Request, RequestKind};
 use zeno_worker::{HostCalls, WorkerConfig};
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
+pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError};
 pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
 
@@ -76,6 +77,7 @@ pub struct HostBuilder {
     max_line: usize,
     max_host_call: usize,
     app: String,
+    databases: Option<Arc<zeno_db::Databases>>,
 }
 
 impl HostBuilder {
@@ -106,6 +108,7 @@ impl HostBuilder {
             max_line: zeno_protocol::DEFAULT_MAX_LINE,
             max_host_call: 1024 * 1024,
             app: "handler".into(),
+            databases: None,
         }
     }
 
@@ -158,6 +161,16 @@ impl HostBuilder {
         Fut: std::future::Future<Output = Result<Value, CallError>> + Send + 'static,
     {
         self.registry.register(name, handler);
+        self
+    }
+
+    /// Gives PHP the host's database pools through `db_query`, `db_exec`, `db_begin`,
+    /// `db_commit`, `db_rollback` and `db_connections`; transactions a request leaves open
+    /// are rolled back when it ends.
+    pub fn databases(mut self, databases: zeno_db::Databases) -> Self {
+        let databases = Arc::new(databases);
+        register_db(&mut self.registry, &databases);
+        self.databases = Some(databases);
         self
     }
 
@@ -260,7 +273,8 @@ impl HostBuilder {
             stop_grace: self.stop_grace,
         };
         let registry = Arc::new(self.registry);
-        let calls: Arc<dyn HostCalls> = Arc::new(RegistryCalls(registry.clone()));
+        let calls: Arc<dyn HostCalls> =
+            Arc::new(RegistryCalls(registry.clone(), self.databases.clone()));
         let pool = zeno_pool::Pool::start(pool_config, calls).await?;
         Ok(Host {
             pool,
@@ -310,7 +324,7 @@ fn worker_env(
 }
 
 /// Binds the registry to the worker's host calls.
-struct RegistryCalls(Arc<Registry>);
+struct RegistryCalls(Arc<Registry>, Option<Arc<zeno_db::Databases>>);
 
 impl HostCalls for RegistryCalls {
     fn call<'a>(
@@ -337,6 +351,58 @@ impl HostCalls for RegistryCalls {
             }
         })
     }
+
+    fn request_ended<'a>(
+        &'a self,
+        request: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(db) = &self.1 {
+                db.end_request(request).await;
+            }
+        })
+    }
+}
+
+/// Registers `db_query`, `db_exec`, `db_begin`, `db_commit`, `db_rollback` and
+/// `db_connections` on the registry.
+fn register_db(registry: &mut Registry, db: &Arc<zeno_db::Databases>) {
+    for name in [
+        "db_query",
+        "db_exec",
+        "db_begin",
+        "db_commit",
+        "db_rollback",
+    ] {
+        let db = db.clone();
+        registry.register(name, move |ctx: CallContext, params: Value| {
+            let db = db.clone();
+            async move {
+                let request = ctx.request_id.as_str();
+                let result = match ctx.function.as_str() {
+                    "db_query" => db.query(request, &params).await,
+                    "db_exec" => db.exec(request, &params).await,
+                    "db_begin" => db.begin(request, &params).await,
+                    "db_commit" => db.commit(request, &params).await,
+                    _ => db.rollback(request, &params).await,
+                };
+                result.map_err(|err| CallError {
+                    kind: err.kind().to_owned(),
+                    message: err.to_string(),
+                    info: Some(err.info()),
+                })
+            }
+        });
+    }
+    let backends: serde_json::Map<String, Value> = db
+        .backends()
+        .into_iter()
+        .map(|(name, backend)| (name, Value::String(backend.as_str().to_owned())))
+        .collect();
+    registry.register("db_connections", move |_ctx, _params| {
+        let backends = backends.clone();
+        async move { Ok(Value::Object(backends)) }
+    });
 }
 
 /// Work for PHP: an HTTP request or a task, with the scope values the caller adds.

@@ -238,6 +238,7 @@ impl Slot {
                 tracing::warn!(slot = self.index, pid = worker.pid(), request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
                 worker.kill().await;
                 let _ = job.reply.send(Err(PoolError::ShuttingDown));
+                self.shared.calls.request_ended(&id).await;
                 self.shared.status.set(self.index, WorkerState::Down);
                 return Err(Reason::Crashed);
             }
@@ -260,6 +261,7 @@ impl Slot {
                 Err(Reason::ExecTimeout)
             }
         };
+        self.shared.calls.request_ended(&id).await;
         self.shared.status.set(self.index, WorkerState::Idle);
         result
     }

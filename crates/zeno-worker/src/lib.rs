@@ -49,6 +49,15 @@ pub struct WorkerConfig {
 pub trait HostCalls: Send + Sync {
     /// Runs one host call and returns its result. Never fails: errors are results.
     fn call<'a>(&'a self, call: HostCall) -> Pin<Box<dyn Future<Output = HostResult> + Send + 'a>>;
+
+    /// The request is over, however it ended (answered, failed, timed out, worker died):
+    /// release what its host calls held, such as an open transaction.
+    fn request_ended<'a>(
+        &'a self,
+        _request: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async {})
+    }
 }
 
 /// Why a worker could not start or could not finish a request. Every variant means the
