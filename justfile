@@ -8,8 +8,9 @@ demo:
     @echo "Serving examples/hello on http://127.0.0.1:8080 — try: curl 'http://127.0.0.1:8080/?name=you'"
     ./target/release/zeno serve --worker examples/hello/index.php --listen 127.0.0.1:8080 --log-format text
 
-# Run every test: Rust unit and end-to-end tests, both examples, PHPUnit
+# Run every test: Rust unit and end-to-end tests (real PHP, PostgreSQL, MariaDB, SQLite), both examples, PHPUnit
 test:
+    scripts/services.sh
     cargo build --workspace --bins
     cargo test --workspace --no-fail-fast
     cargo run -q -p zeno-example-embed

@@ -450,7 +450,11 @@ mod tests {
             "[db]\nsimple = \"sqlite://a.db\"\n[db.main]\nurl = \"postgres://p/x\"\nread = [\"postgres://r/x\"]\nsticky = true\nmax_connections = 20\nacquire_timeout = \"2s\"\n",
         )
         .expect("write");
-        let config = Config::load(Some(&path), env(&[("ZENO_DB_MAIN", "postgres://override/x")])).expect("load");
+        let config = Config::load(
+            Some(&path),
+            env(&[("ZENO_DB_MAIN", "postgres://override/x")]),
+        )
+        .expect("load");
         let main = config.db["main"].connection();
         assert_eq!(main.url, "postgres://override/x");
         assert_eq!(main.read, vec!["postgres://r/x".to_owned()]);

@@ -242,7 +242,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     databases
         .entry("default".to_owned())
         .or_insert_with(|| zeno_host::ConnectionConfig::new("sqlite://zeno.sqlite"));
-    builder = builder.databases(zeno_host::Databases::connect(databases).context("configuring databases")?);
+    builder = builder
+        .databases(zeno_host::Databases::connect(databases).context("configuring databases")?);
     if let Ok(dir) = std::env::var("ZENO_PHP_CLIENT_DIR") {
         builder = builder.runtime_dir(dir);
     }

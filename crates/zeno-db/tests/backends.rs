@@ -10,11 +10,12 @@ use zeno_db::{ConnectionConfig, Databases, DbError};
 
 fn pg_url() -> String {
     std::env::var("ZENO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+        .unwrap_or_else(|_| "postgres://zeno:zeno@127.0.0.1:5432/zeno_test".into())
 }
 
 fn my_url() -> String {
-    std::env::var("ZENO_TEST_MYSQL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+    std::env::var("ZENO_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://zeno:zeno@127.0.0.1:3306/zeno_test".into())
 }
 
 fn lite_url(tag: &str) -> String {
@@ -428,7 +429,7 @@ async fn an_exhausted_pool_and_a_down_database_are_distinct_clear_errors() {
         1
     );
 
-    let mut config = ConnectionConfig::new("postgres://postgres@127.0.0.1:1/test");
+    let mut config = ConnectionConfig::new("postgres://zeno:zeno@127.0.0.1:1/zeno_test");
     config.acquire_timeout = Duration::from_millis(500);
     let down = dbs_with(config);
     let started = Instant::now();
