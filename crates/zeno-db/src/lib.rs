@@ -343,9 +343,8 @@ impl Databases {
                 .insert(conn.name.clone(), tx);
             return result.map(QueryOutput::into_json);
         }
-        let use_replica = !write
-            && !conn.reads.is_empty()
-            && !(conn.config.sticky && state.wrote.contains(&conn.name));
+        let sticky_write = conn.config.sticky && state.wrote.contains(&conn.name);
+        let use_replica = !(write || conn.reads.is_empty() || sticky_write);
         if write {
             state.wrote.insert(conn.name.clone());
         }

@@ -555,3 +555,38 @@ async fn bad_calls_are_clear_errors() {
     map.insert("x".to_owned(), ConnectionConfig::new("oracle://nope"));
     assert!(matches!(Databases::connect(map), Err(DbError::Config(_))));
 }
+
+#[tokio::test]
+async fn db_exec_runs_unprepared_multi_statement_sql() {
+    for url in [pg_url(), my_url(), lite_url("exec")] {
+        let db = dbs(&url);
+        let t = table("exec");
+        x(&db, "", &format!("drop table if exists {t}")).await;
+        let done = db
+            .exec("", &json!({"sql": format!("create table {t} (n int); insert into {t} values (1); insert into {t} values (2)")}))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(done["affected"].as_u64().is_some(), "{url}");
+        if url.starts_with("mysql") {
+            // Statements MySQL cannot prepare go through db_exec; session state such as a
+            // table lock belongs on a pinned connection, inside a transaction.
+            db.begin("r", &json!({})).await.expect("begin");
+            x(&db, "r", &format!("LOCK TABLES {t} WRITE")).await;
+            x(&db, "r", "UNLOCK TABLES").await;
+            db.commit("r", &json!({})).await.expect("commit");
+        }
+        assert_eq!(
+            q(
+                &db,
+                "",
+                &format!("select count(*) as c from {t}"),
+                json!([])
+            )
+            .await["rows"][0]["c"],
+            2,
+            "{url}"
+        );
+        x(&db, "", &format!("drop table {t}")).await;
+        db.end_request("r").await;
+    }
+}
