@@ -185,7 +185,40 @@ fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Value {
             .and_then(|b| b.get(1..))
             .map(|b| Value::String(String::from_utf8_lossy(b).into_owned())),
         "BYTEA" => raw.as_bytes().ok().map(|b| Value::String(B64.encode(b))),
-        // text, varchar, char, name, json, enums and other types whose binary form is text.
+        // Binary forms not decoded yet: null rather than garbage; cast to text in SQL.
+        t if t.ends_with("[]")
+            || matches!(
+                t,
+                "INTERVAL"
+                    | "MONEY"
+                    | "INET"
+                    | "CIDR"
+                    | "MACADDR"
+                    | "MACADDR8"
+                    | "POINT"
+                    | "LINE"
+                    | "LSEG"
+                    | "BOX"
+                    | "PATH"
+                    | "POLYGON"
+                    | "CIRCLE"
+                    | "TIMETZ"
+                    | "BIT"
+                    | "VARBIT"
+                    | "TSVECTOR"
+                    | "TSQUERY"
+                    | "INT4RANGE"
+                    | "INT8RANGE"
+                    | "NUMRANGE"
+                    | "TSRANGE"
+                    | "TSTZRANGE"
+                    | "DATERANGE"
+                    | "RECORD"
+            ) =>
+        {
+            None
+        }
+        // text, varchar, char, name, json, xml, enums: their binary form is their text.
         _ => raw
             .as_bytes()
             .ok()

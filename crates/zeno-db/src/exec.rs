@@ -248,6 +248,10 @@ async fn my_query(
             Either::Right(row) => rows.push(row),
         }
     }
+    if affected == 0 {
+        // PDO's rowCount() for a SELECT: the rows returned.
+        affected = rows.len() as u64;
+    }
     let (rows, columns) = decode::mysql_rows(&rows);
     Ok(QueryOutput {
         rows,
@@ -290,6 +294,9 @@ async fn lite_query(
             }
             Either::Right(row) => rows.push(row),
         }
+    }
+    if affected == 0 {
+        affected = rows.len() as u64;
     }
     let (rows, columns) = decode::sqlite_rows(&rows);
     Ok(QueryOutput {

@@ -136,6 +136,18 @@ async fn postgres_types_match_pdo_pgsql() {
     )
     .await;
     assert_eq!(got["rows"][0], json!({"lit": "?", "has_a": true}));
+    // Types not decoded yet are null, never garbage; a cast to text gives the server's text.
+    let got = q(
+        &db,
+        "",
+        "select array[1,2] as arr, array[1,2]::text as arr_text, interval '1 day' as iv",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        got["rows"][0],
+        json!({"arr": null, "arr_text": "{1,2}", "iv": null})
+    );
     x(&db, "", &format!("drop table {t}")).await;
 }
 
