@@ -12,6 +12,7 @@ workers=${BENCH_WORKERS:-4}
 zeno_port=18181
 nginx_port=18182
 fpm_port=18183
+zeno_db_port=18184
 work=$(mktemp -d /tmp/zeno-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -47,6 +48,12 @@ measure() {
 }
 
 # --- zeno -------------------------------------------------------------------------------
+scripts/bench-db.sh
+db_url="postgres://zeno_bench:zeno_bench@127.0.0.1:5432/zeno_bench"
+ZENO_WORKERS__ENV__BENCH_PDO_DSN="pgsql:host=127.0.0.1;port=5432;dbname=zeno_bench" \
+    ./target/release/zeno serve --worker bench/db-handler.php --workers "$workers" \
+    --listen "127.0.0.1:$zeno_db_port" --db "default=$db_url" --log-format json 2>"$work/zeno-db.log" &
+pids+=($!)
 ./target/release/zeno serve --worker examples/hello/index.php --workers "$workers" \
     --listen "127.0.0.1:$zeno_port" --log-format json 2>"$work/zeno.log" &
 pids+=($!)
@@ -90,6 +97,11 @@ http {
             fastcgi_param SCRIPT_FILENAME $root/bench/fpm-front.php;
             fastcgi_pass 127.0.0.1:$fpm_port;
         }
+        location = /db {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $root/bench/fpm-db.php;
+            fastcgi_pass 127.0.0.1:$fpm_port;
+        }
     }
 }
 CONF
@@ -114,3 +126,28 @@ printf '%-22s %12s %10s %10s\n' "server" "req/s" "p50" "p99"
 printf '%-22s %12s %10s %10s\n' "zeno (php-cgi workers)" "$zeno_rps" "$zeno_p50" "$zeno_p99"
 printf '%-22s %12s %10s %10s\n' "nginx + PHP-FPM" "$fpm_rps" "$fpm_p50" "$fpm_p99"
 awk -v z="$zeno_rps" -v f="$fpm_rps" 'BEGIN { printf "ratio zeno / PHP-FPM: %.2fx\n", z / f }'
+
+# --- one query per request, PostgreSQL with SCRAM authentication ---------------------------
+wait_http "http://127.0.0.1:$zeno_db_port/health"
+a=$(curl -fsS "http://127.0.0.1:$zeno_db_port/db")
+b=$(curl -fsS "http://127.0.0.1:$nginx_port/db")
+c=$(curl -fsS "http://127.0.0.1:$nginx_port/db?persistent=1")
+[ "$a" = "$b" ] && [ "$a" = "$c" ] || { echo "bench: /db answers differ: '$a' '$b' '$c'" >&2; exit 1; }
+wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$zeno_db_port/db" >/dev/null
+wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$nginx_port/db?persistent=1" >/dev/null
+read -r fpmn_rps fpmn_p50 fpmn_p99 < <(measure "http://127.0.0.1:$nginx_port/db")
+read -r fpmp_rps fpmp_p50 fpmp_p99 < <(measure "http://127.0.0.1:$nginx_port/db?persistent=1")
+read -r zdb_rps zdb_p50 zdb_p99 < <(measure "http://127.0.0.1:$zeno_db_port/db")
+
+echo
+echo "GET /db: select count(*) on PostgreSQL (SCRAM auth), one query per request — same settings"
+printf '%-34s %12s %10s %10s\n' "server" "req/s" "p50" "p99"
+printf '%-34s %12s %10s %10s\n' "zeno (host pool)" "$zdb_rps" "$zdb_p50" "$zdb_p99"
+printf '%-34s %12s %10s %10s\n' "nginx + PHP-FPM, new PDO each" "$fpmn_rps" "$fpmn_p50" "$fpmn_p99"
+printf '%-34s %12s %10s %10s\n' "nginx + PHP-FPM, persistent PDO" "$fpmp_rps" "$fpmp_p50" "$fpmp_p99"
+awk -v z="$zdb_rps" -v n="$fpmn_rps" -v p="$fpmp_rps" 'BEGIN { printf "ratio zeno / FPM new connection: %.1fx; zeno / FPM persistent: %.2fx\n", z / n, z / p }'
+
+echo
+echo "per-query latency in one PHP worker: through the host vs a warm PDO connection"
+curl -fsS "http://127.0.0.1:$zeno_db_port/latency?n=2000"
+echo
