@@ -169,3 +169,58 @@ async fn an_unreachable_database_is_a_clear_error_and_the_host_keeps_serving() {
         "the host still serves"
     );
 }
+
+/// The same statements through PDO and through the host give PHP identical rows, types and
+/// SQLSTATEs, on each backend.
+async fn same_as_pdo(dsn: &str, user: &str, pass: &str, url: &str) {
+    let server = Server::worker(&fixture("pdo-compare.php"))
+        .args(["--workers", "1", "--db"])
+        .arg(format!("default={url}"))
+        .env("ZENO_WORKERS__ENV__PDO_DSN", dsn)
+        .env("ZENO_WORKERS__ENV__PDO_USER", user)
+        .env("ZENO_WORKERS__ENV__PDO_PASS", pass)
+        .start();
+    let (status, report) = get(&server, "/").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["queries"], 5, "{report}");
+    assert_eq!(
+        report["differences"],
+        serde_json::json!([]),
+        "{dsn}: {report:#}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_rows_types_and_errors_match_pdo() {
+    same_as_pdo(
+        "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test",
+        "zeno",
+        "zeno",
+        &pg_url(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mariadb_rows_types_and_errors_match_pdo() {
+    same_as_pdo(
+        "mysql:host=127.0.0.1;port=3306;dbname=zeno_test",
+        "zeno",
+        "zeno",
+        &my_url(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_rows_types_and_errors_match_pdo() {
+    let path = std::env::temp_dir().join(format!("zeno-cmp-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    same_as_pdo(
+        &format!("sqlite:{}", path.display()),
+        "",
+        "",
+        &format!("sqlite://{}", path.display()),
+    )
+    .await;
+}

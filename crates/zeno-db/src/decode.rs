@@ -25,6 +25,12 @@ fn float(f: f64) -> Value {
     Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
+/// A single-precision value as the server prints it (0.1, not 0.10000000149011612), which is
+/// what the PHP drivers parse into a float.
+fn float4(f: f32) -> Value {
+    float(f.to_string().parse::<f64>().unwrap_or(f64::from(f)))
+}
+
 fn pg_timestamp(ts: NaiveDateTime) -> String {
     let base = ts.format("%Y-%m-%d %H:%M:%S").to_string();
     with_fraction(base, ts.nanosecond() / 1000)
@@ -158,7 +164,7 @@ fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Value {
             .try_get::<sqlx::postgres::types::Oid, _>(i)
             .ok()
             .map(|o| Value::from(o.0)),
-        "FLOAT4" => row.try_get::<f32, _>(i).ok().map(|f| float(f64::from(f))),
+        "FLOAT4" => row.try_get::<f32, _>(i).ok().map(float4),
         "FLOAT8" => row.try_get::<f64, _>(i).ok().map(float),
         "NUMERIC" => raw.as_bytes().ok().and_then(pg_numeric).map(Value::String),
         "DATE" => row
@@ -298,10 +304,7 @@ fn mysql_value(row: &MySqlRow, i: usize, type_name: &str, base64: bool) -> Value
             // Above PHP_INT_MAX, pdo_mysql gives a string.
             i64::try_from(n).map_or_else(|_| Value::String(n.to_string()), Value::from)
         }),
-        "FLOAT" => row
-            .try_get_unchecked::<f32, _>(i)
-            .ok()
-            .map(|f| float(f64::from(f))),
+        "FLOAT" => row.try_get_unchecked::<f32, _>(i).ok().map(float4),
         "DOUBLE" => row.try_get_unchecked::<f64, _>(i).ok().map(float),
         "DATE" => Some(Value::String(row.try_get::<NaiveDate, _>(i).map_or_else(
             |_| "0000-00-00".to_owned(),
@@ -344,21 +347,29 @@ fn mysql_datetime(t: NaiveDateTime) -> String {
     }
 }
 
-/// Decodes SQLite rows by each value's storage class, as pdo_sqlite does.
+/// Decodes SQLite rows by each value's storage class, as pdo_sqlite does. As on MySQL, a
+/// column travels as base64 with `binary: true` only when one of its values is a BLOB that
+/// is not valid UTF-8; otherwise PHP gets plain strings, the same bytes either way.
 pub(crate) fn sqlite_rows(rows: &[SqliteRow]) -> (Vec<Value>, Vec<Value>) {
     let Some(first) = rows.first() else {
         return (Vec::new(), Vec::new());
     };
+    let binary: Vec<bool> = (0..first.columns().len())
+        .map(|i| {
+            rows.iter().any(|row| {
+                row.try_get_raw(i)
+                    .is_ok_and(|raw| !raw.is_null() && raw.type_info().name() == "BLOB")
+                    && row
+                        .try_get_unchecked::<Vec<u8>, _>(i)
+                        .is_ok_and(|b| std::str::from_utf8(&b).is_err())
+            })
+        })
+        .collect();
     let columns: Vec<Value> = first
         .columns()
         .iter()
-        .map(|c| {
-            column(
-                c.name(),
-                c.type_info().name(),
-                c.type_info().name() == "BLOB",
-            )
-        })
+        .enumerate()
+        .map(|(i, c)| column(c.name(), c.type_info().name(), binary[i]))
         .collect();
     let out = rows.iter().map(|row| {
         let mut object = Map::new();
@@ -367,14 +378,13 @@ pub(crate) fn sqlite_rows(rows: &[SqliteRow]) -> (Vec<Value>, Vec<Value>) {
                 Ok(raw) if !raw.is_null() => match raw.type_info().name() {
                     "INTEGER" => row.try_get_unchecked::<i64, _>(i).ok().map(Value::from),
                     "REAL" => row.try_get_unchecked::<f64, _>(i).ok().map(float),
-                    "BLOB" => row
-                        .try_get_unchecked::<Vec<u8>, _>(i)
-                        .ok()
-                        .map(|b| Value::String(B64.encode(b))),
-                    _ => row
-                        .try_get_unchecked::<String, _>(i)
-                        .ok()
-                        .map(Value::String),
+                    _ => row.try_get_unchecked::<Vec<u8>, _>(i).ok().map(|b| {
+                        if binary[i] {
+                            Value::String(B64.encode(b))
+                        } else {
+                            Value::String(String::from_utf8_lossy(&b).into_owned())
+                        }
+                    }),
                 }
                 .unwrap_or(Value::Null),
                 _ => Value::Null,

@@ -602,3 +602,30 @@ async fn db_exec_runs_unprepared_multi_statement_sql() {
         db.end_request("r").await;
     }
 }
+
+#[tokio::test]
+async fn statement_timeout_stops_long_queries() {
+    for (url, sql) in [
+        (pg_url(), "select pg_sleep(3)"),
+        (my_url(), "select sleep(3)"),
+    ] {
+        let mut config = ConnectionConfig::new(&url);
+        config.statement_timeout = Duration::from_millis(300);
+        let db = dbs_with(config);
+        let started = Instant::now();
+        let result = db.query("", &json!({"sql": sql})).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url}: the statement was stopped"
+        );
+        // MariaDB's max_statement_time ends SLEEP() early with a result of 1 rather than an
+        // error; PostgreSQL cancels with 57014.
+        if url.starts_with("postgres") {
+            let err = result.expect_err("cancelled");
+            let DbError::Database { sqlstate, .. } = &err else {
+                panic!("{err:?}")
+            };
+            assert_eq!(sqlstate, "57014");
+        }
+    }
+}
