@@ -1,0 +1,52 @@
+<?php
+
+return [
+    // Under `zeno serve --laravel` the app talks to the host's pool through `zeno`: the only
+    // change an app needs. pgsql/mysql/sqlite are the native PDO connections the same app
+    // uses under PHP-FPM (and the tests compare the two).
+    'default' => env('DB_CONNECTION', 'zeno'),
+
+    'connections' => [
+        'zeno' => [
+            'driver' => 'zeno_proxy',
+            'connection' => env('ZENO_DB_CONNECTION', 'default'),
+            'prefix' => '',
+        ],
+
+        'sqlite' => [
+            'driver' => 'sqlite',
+            'database' => env('DB_DATABASE', database_path('database.sqlite')),
+            'prefix' => '',
+            'foreign_key_constraints' => env('DB_FOREIGN_KEYS', true),
+        ],
+
+        'pgsql' => [
+            'driver' => 'pgsql',
+            'host' => env('DB_HOST', '127.0.0.1'),
+            'port' => env('DB_PORT', '5432'),
+            'database' => env('DB_DATABASE', 'forge'),
+            'username' => env('DB_USERNAME', 'forge'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8',
+            'prefix' => '',
+            'schema' => 'public',
+            'sslmode' => 'prefer',
+        ],
+
+        'mysql' => [
+            'driver' => 'mysql',
+            'host' => env('DB_HOST', '127.0.0.1'),
+            'port' => env('DB_PORT', '3306'),
+            'database' => env('DB_DATABASE', 'forge'),
+            'username' => env('DB_USERNAME', 'forge'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8mb4',
+            'collation' => 'utf8mb4_unicode_ci',
+            'prefix' => '',
+            'strict' => true,
+            'engine' => null,
+        ],
+    ],
+
+    'migrations' => 'migrations',
+];
