@@ -39,6 +39,19 @@ final class Zeno
         return self::$worker->hostCall($function, $parameters);
     }
 
+    /**
+     * Runs `$callback` after the response has been sent to the client (without a host, at
+     * once). The worker takes its next request only when the callback has returned.
+     */
+    public static function defer(callable $callback): void
+    {
+        if (self::$worker === null) {
+            $callback();
+            return;
+        }
+        self::$worker->defer($callback);
+    }
+
     /** A value of the current request's scope (`$_ZENO`), or the whole scope. */
     public static function scope(?string $key = null, mixed $default = null): mixed
     {

@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Serve a PHP handler (or a Laravel app) over HTTP.
     Serve(Box<ServeArgs>),
+    /// Run an artisan command of a Laravel app in a worker connected to the host's database
+    /// pool: `zeno artisan APP_DIR -- migrate --force`.
+    Artisan(ArtisanArgs),
     /// Show the workers of a running `zeno serve` (needs its admin listener).
     Workers(WorkersArgs),
     /// Print the version.
@@ -48,6 +51,25 @@ struct WorkersArgs {
     /// Print the raw JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ArtisanArgs {
+    /// The Laravel application directory.
+    #[arg(value_name = "APP_DIR")]
+    app: PathBuf,
+    /// The artisan command and its arguments, after `--`.
+    #[arg(last = true, value_name = "ARGS", required = true)]
+    argv: Vec<String>,
+    /// Configuration file (zeno.toml), for its [db] connections and worker settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A named database connection, NAME=URL (repeatable).
+    #[arg(long = "db", value_name = "NAME=URL")]
+    db: Vec<String>,
+    /// Longest the command may run (default 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    timeout: Dur,
 }
 
 #[derive(Args)]
@@ -104,6 +126,22 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Workers(args) => workers::print(&args.admin, args.json),
+        Command::Artisan(args) => {
+            let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+            add_db_flags(&mut config, args.db)?;
+            config.log.format = LogFormat::Text;
+            if config.log.level == "info" {
+                // The command's own output is what the user wants to read.
+                config.log.level = "warn".into();
+            }
+            init_tracing(&config.log)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let code = runtime.block_on(artisan(config, args.app, args.argv, args.timeout.0))?;
+            std::process::exit(code);
+        }
         Command::Serve(args) => {
             let config = resolve(*args)?;
             init_tracing(&config.log)?;
@@ -133,22 +171,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(workers) = args.workers {
         config.workers.count = workers;
     }
-    for db in args.db {
-        let Some((name, url)) = db.split_once('=') else {
-            bail!("--db expects NAME=URL, got {db:?}");
-        };
-        if name.is_empty() || url.is_empty() {
-            bail!("--db expects NAME=URL, got {db:?}");
-        }
-        let entry = match config.db.remove(name) {
-            Some(config::DbEntry::Full(mut table)) => {
-                table.url = url.to_owned();
-                config::DbEntry::Full(table)
-            }
-            _ => config::DbEntry::Url(url.to_owned()),
-        };
-        config.db.insert(name.to_owned(), entry);
-    }
+    add_db_flags(&mut config, args.db)?;
     if let Some(v) = args.exec_timeout {
         config.workers.exec_timeout = v;
     }
@@ -179,6 +202,27 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Applies `--db NAME=URL` flags over the configured connections.
+fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<()> {
+    for db in flags {
+        let Some((name, url)) = db.split_once('=') else {
+            bail!("--db expects NAME=URL, got {db:?}");
+        };
+        if name.is_empty() || url.is_empty() {
+            bail!("--db expects NAME=URL, got {db:?}");
+        }
+        let entry = match config.db.remove(name) {
+            Some(config::DbEntry::Full(mut table)) => {
+                table.url = url.to_owned();
+                config::DbEntry::Full(table)
+            }
+            _ => config::DbEntry::Url(url.to_owned()),
+        };
+        config.db.insert(name.to_owned(), entry);
+    }
+    Ok(())
+}
+
 fn init_tracing(log: &config::LogConfig) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ZENO_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
@@ -201,14 +245,73 @@ fn init_tracing(log: &config::LogConfig) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    if config.workers.laravel.is_some() {
-        bail!("--laravel is not available in this version yet; serve a handler with --worker HANDLER.php");
-    }
-    let Some(handler) = config.workers.handler.clone() else {
-        bail!("nothing to serve: pass --worker HANDLER.php (or set workers.handler in zeno.toml)");
+    let (base, target, static_dir) = match (&config.workers.laravel, &config.workers.handler) {
+        (Some(app), _) => (
+            zeno_host::HostBuilder::laravel(app),
+            app.clone(),
+            Some(app.join("public")),
+        ),
+        (None, Some(handler)) => (zeno_host::HostBuilder::new(handler), handler.clone(), None),
+        (None, None) => bail!(
+            "nothing to serve: pass --worker HANDLER.php or --laravel APP_DIR (or set workers.handler / workers.laravel in zeno.toml)"
+        ),
     };
+    let builder = configure(&config, base)?;
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let host = Arc::new(
+        builder
+            .build()
+            .await
+            .with_context(|| format!("starting PHP workers for {}", target.display()))?,
+    );
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, app = %target.display(), workers = host.live_workers(), "zeno is serving");
+
+    let draining = CancellationToken::new();
+    let admin_stop = CancellationToken::new();
+    if let Some(admin) = &config.admin.listen {
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("admin listener on {admin}"))?;
+        let admin_addr = listener.local_addr()?;
+        if !admin_addr.ip().is_loopback() {
+            tracing::warn!(%admin_addr, "the admin listener is not on loopback: anyone who reaches it can reload workers");
+        }
+        let renderer = metrics_renderer(host.clone())?;
+        tracing::info!(%admin_addr, "admin listener serving /metrics, /workers, /reload");
+        tokio::spawn(zeno_http::serve_admin(
+            host.clone(),
+            listener,
+            renderer,
+            draining.clone(),
+            admin_stop.clone(),
+        ));
+    }
+    tokio::spawn(watch_signals(draining.clone(), host.clone()));
+    let http = zeno_http::HttpConfig {
+        max_body: usize::try_from(config.server.max_body.0)
+            .context("server.max_body is too large")?,
+        max_header_bytes: usize::try_from(config.server.max_header.0)
+            .context("server.max_header is too large")?,
+        shutdown_grace: config.server.shutdown_grace.0,
+        static_dir,
+    };
+    zeno_http::serve(host.clone(), listener, http, draining).await?;
+    host.shutdown().await;
+    admin_stop.cancel();
+    tracing::info!("zeno stopped");
+    Ok(())
+}
+
+/// Applies the configuration's worker, scope and database settings to a host builder.
+fn configure(
+    config: &Config,
+    base: zeno_host::HostBuilder,
+) -> anyhow::Result<zeno_host::HostBuilder> {
     let w = &config.workers;
-    let mut builder = zeno_host::HostBuilder::new(&handler)
+    let mut builder = base
         .php_binary(&w.php)
         .workers(w.count)
         .env_allowlist(w.env_allowlist.clone())
@@ -247,52 +350,45 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var("ZENO_PHP_CLIENT_DIR") {
         builder = builder.runtime_dir(dir);
     }
+    Ok(builder)
+}
 
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+/// `zeno artisan`: one worker, one task, the command's output on stdout; returns its exit code.
+async fn artisan(
+    config: Config,
+    app: PathBuf,
+    argv: Vec<String>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<i32> {
+    let host = configure(&config, zeno_host::HostBuilder::artisan(&app))?
+        .workers(1)
+        .exec_timeout(timeout)
+        .build()
         .await
-        .with_context(|| format!("listening on {}", config.server.listen))?;
-    let host = Arc::new(
-        builder
-            .build()
-            .await
-            .with_context(|| format!("starting PHP workers for {}", handler.display()))?,
-    );
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, handler = %handler.display(), workers = host.live_workers(), "zeno is serving");
-
-    let draining = CancellationToken::new();
-    let admin_stop = CancellationToken::new();
-    if let Some(admin) = &config.admin.listen {
-        let listener = tokio::net::TcpListener::bind(admin)
-            .await
-            .with_context(|| format!("admin listener on {admin}"))?;
-        let admin_addr = listener.local_addr()?;
-        if !admin_addr.ip().is_loopback() {
-            tracing::warn!(%admin_addr, "the admin listener is not on loopback: anyone who reaches it can reload workers");
-        }
-        let renderer = metrics_renderer(host.clone())?;
-        tracing::info!(%admin_addr, "admin listener serving /metrics, /workers, /reload");
-        tokio::spawn(zeno_http::serve_admin(
-            host.clone(),
-            listener,
-            renderer,
-            draining.clone(),
-            admin_stop.clone(),
-        ));
-    }
-    tokio::spawn(watch_signals(draining.clone(), host.clone()));
-    let http = zeno_http::HttpConfig {
-        max_body: usize::try_from(config.server.max_body.0)
-            .context("server.max_body is too large")?,
-        max_header_bytes: usize::try_from(config.server.max_header.0)
-            .context("server.max_header is too large")?,
-        shutdown_grace: config.server.shutdown_grace.0,
-    };
-    zeno_http::serve(host.clone(), listener, http, draining).await?;
+        .with_context(|| format!("starting a worker for {}", app.display()))?;
+    let task = serde_json::json!({ "argv": argv, "decorated": std::io::stdout().is_terminal() });
+    let result = host.dispatch(zeno_host::Dispatch::task(task)).await;
     host.shutdown().await;
-    admin_stop.cancel();
-    tracing::info!("zeno stopped");
-    Ok(())
+    let response = result.context("running the artisan command")?;
+    let body = response
+        .body
+        .into_bytes()
+        .context("decoding the command's output")?;
+    use std::io::Write as _;
+    std::io::stdout().write_all(&body)?;
+    if response.status != 200 {
+        bail!(
+            "the artisan command failed in PHP (status {}); see the log above",
+            response.status
+        );
+    }
+    let code = response
+        .headers
+        .get("x-zeno-exit-code")
+        .and_then(|values| values.first())
+        .and_then(|value| value.parse::<i32>().ok())
+        .context("the worker did not report an exit code")?;
+    Ok(code)
 }
 
 /// Installs the Prometheus recorder the libraries' metrics go to, and returns the page

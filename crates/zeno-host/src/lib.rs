@@ -46,6 +46,9 @@ pub enum HostError {
     /// The handler file does not exist.
     #[error("handler file not found: {0}")]
     HandlerNotFound(PathBuf),
+    /// The directory given as a Laravel app has no `bootstrap/app.php`.
+    #[error("not a Laravel app (no bootstrap/app.php): {0}")]
+    NotLaravel(PathBuf),
     /// The bundled PHP runtime could not be written to disk.
     #[error("could not unpack the PHP runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -58,6 +61,7 @@ pub enum HostError {
 #[derive(Debug)]
 pub struct HostBuilder {
     handler: PathBuf,
+    laravel: Option<(PathBuf, &'static str)>,
     php_binary: PathBuf,
     ini: Vec<(String, String)>,
     workers: usize,
@@ -86,6 +90,7 @@ impl HostBuilder {
     pub fn new(handler: impl Into<PathBuf>) -> Self {
         HostBuilder {
             handler: handler.into(),
+            laravel: None,
             php_binary: PathBuf::from("php-cgi"),
             ini: Vec::new(),
             workers: 4,
@@ -110,6 +115,26 @@ impl HostBuilder {
             app: "handler".into(),
             databases: None,
         }
+    }
+
+    /// A host that runs the Laravel app in `app_dir`: each worker boots it once and serves
+    /// requests through its HTTP kernel, with the `zeno_proxy` database driver and the
+    /// `zeno` log channel registered.
+    pub fn laravel(app_dir: impl Into<PathBuf>) -> Self {
+        let mut builder = HostBuilder::new(PathBuf::new());
+        builder.laravel = Some((app_dir.into(), "zeno-laravel.php"));
+        builder.app = "laravel".into();
+        builder
+    }
+
+    /// A host whose worker runs artisan commands of the Laravel app in `app_dir`, one per
+    /// task `{"argv": [...]}`, with the app's database work on the host's pool.
+    pub fn artisan(app_dir: impl Into<PathBuf>) -> Self {
+        let mut builder = HostBuilder::new(PathBuf::new());
+        builder.laravel = Some((app_dir.into(), "zeno-artisan.php"));
+        builder.app = "artisan".into();
+        builder.workers = 1;
+        builder
     }
 
     /// The PHP binary to run (default `php-cgi`; `php` works, but `header()` is then ignored).
@@ -242,20 +267,38 @@ impl HostBuilder {
 
     /// Boots the workers. Fails if the handler is missing or no worker can boot.
     pub async fn build(self) -> Result<Host, HostError> {
-        if !self.handler.is_file() {
-            return Err(HostError::HandlerNotFound(self.handler));
-        }
-        let handler = std::fs::canonicalize(&self.handler).map_err(HostError::Runtime)?;
-        let runtime = match self.runtime_dir {
-            Some(dir) => runtime::RuntimeDir::External(dir),
+        let runtime = match &self.runtime_dir {
+            Some(dir) => runtime::RuntimeDir::External(dir.clone()),
             None => runtime::RuntimeDir::unpack().map_err(HostError::Runtime)?,
         };
+        let mut env = self.env;
+        let (handler, cwd) = match &self.laravel {
+            Some((dir, entry)) => {
+                if !dir.join("bootstrap/app.php").is_file() {
+                    return Err(HostError::NotLaravel(dir.clone()));
+                }
+                let dir = std::fs::canonicalize(dir).map_err(HostError::Runtime)?;
+                env.push(("ZENO_LARAVEL_APP".into(), dir.display().to_string()));
+                (runtime.bundled_handler(entry), dir)
+            }
+            None => {
+                if !self.handler.is_file() {
+                    return Err(HostError::HandlerNotFound(self.handler));
+                }
+                let handler = std::fs::canonicalize(&self.handler).map_err(HostError::Runtime)?;
+                let cwd = handler
+                    .parent()
+                    .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+                (handler, cwd)
+            }
+        };
+        env.push(("ZENO_APP".into(), self.app.clone()));
         let worker = WorkerConfig {
             php_binary: self.php_binary,
             ini: default_ini().chain(self.ini).collect(),
             script: runtime.entry(),
-            env: worker_env(&self.env_allowlist, self.env, &handler),
-            cwd: handler.parent().map(Path::to_path_buf),
+            env: worker_env(&self.env_allowlist, env, &handler),
+            cwd: Some(cwd),
             boot_timeout: self.boot_timeout,
             max_line: self.max_line,
             max_host_call: self.max_host_call,

@@ -21,6 +21,18 @@ const FILES: &[(&str, &str)] = bundle!(
     "src/Runtime/Superglobals.php",
     "src/Runtime/Worker.php",
     "src/Db/Rows.php",
+    "bin/zeno-laravel.php",
+    "bin/zeno-artisan.php",
+    "src/Laravel/AppLoader.php",
+    "src/Laravel/ArtisanWorker.php",
+    "src/Laravel/HttpWorker.php",
+    "src/Laravel/LogHandler.php",
+    "src/Laravel/StateReset.php",
+    "src/Laravel/ZenoServiceProvider.php",
+    "src/Laravel/Database/ProxyConnector.php",
+    "src/Laravel/Database/ZenoPdo.php",
+    "src/Laravel/Database/ZenoPdoException.php",
+    "src/Laravel/Database/ZenoStatement.php",
 );
 
 /// Where the runtime's files are: a temp directory owned by this host (removed when it is
@@ -54,6 +66,11 @@ impl RuntimeDir {
     /// The worker entry script.
     pub(crate) fn entry(&self) -> PathBuf {
         self.path().join("bin/zeno-worker.php")
+    }
+
+    /// A handler file shipped with the runtime (`bin/zeno-laravel.php`, …).
+    pub(crate) fn bundled_handler(&self, name: &str) -> PathBuf {
+        self.path().join("bin").join(name)
     }
 }
 

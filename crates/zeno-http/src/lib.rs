@@ -7,6 +7,7 @@
 
 mod mapping;
 mod multipart;
+mod static_files;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,9 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
+    /// A directory whose files the host serves itself (a Laravel app's `public/`); requests
+    /// for anything else — and always for `.php` files and dotfiles — go to PHP.
+    pub static_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +47,7 @@ impl Default for HttpConfig {
             max_body: 16 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            static_dir: None,
         }
     }
 }
@@ -61,6 +66,8 @@ struct Shared {
     config: HttpConfig,
     hostname: String,
     draining: AtomicBool,
+    /// `config.static_dir`, resolved once.
+    static_root: Option<std::path::PathBuf>,
 }
 
 fn hostname() -> String {
@@ -104,11 +111,22 @@ pub async fn serve(
 ) -> Result<(), HttpError> {
     let hostname = hostname();
     let grace = config.shutdown_grace;
+    let static_root = match &config.static_dir {
+        Some(dir) => match std::fs::canonicalize(dir) {
+            Ok(root) => Some(root),
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), error = %err, "no static files served");
+                None
+            }
+        },
+        None => None,
+    };
     let shared = Arc::new(Shared {
         host,
         config,
         hostname,
         draining: AtomicBool::new(false),
+        static_root,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let local = listener.local_addr()?;
@@ -172,6 +190,12 @@ async fn handle(
         return response;
     }
     let started = std::time::Instant::now();
+    if let Some(root) = &shared.static_root {
+        if let Some(response) = static_files::lookup(root, &req).await {
+            metrics::counter!("zeno_http_static_total").increment(1);
+            return response;
+        }
+    }
     let response = mapping::dispatch(&shared.host, &shared.config, req, remote, local).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("zeno_http_requests_total", "status" => status.clone()).increment(1);

@@ -287,6 +287,7 @@ mod tests {
                 headers,
                 body: Body::from_bytes(vec![0xff, 0x01]),
                 exiting: false,
+                terminating: false,
             },
             "r-1",
         );
@@ -306,6 +307,7 @@ mod tests {
                 headers: HeaderMap::new(),
                 body: Body::default(),
                 exiting: false,
+                terminating: false,
             },
             "r-1",
         );

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use zeno_protocol::Response;
 use zeno_worker::{Worker, WorkerError};
 
 use crate::status::WorkerState;
@@ -229,35 +231,43 @@ impl Slot {
             self.shared.cancel.cancelled().await;
             tokio::time::sleep(config.stop_grace).await;
         };
+        // The reply goes out as soon as the response arrives; after-response work (Laravel's
+        // terminate) keeps the worker busy, under the same exec_timeout, until `done`.
+        let mut reply = Some(job.reply);
+        let send_reply = |reply: &mut Option<oneshot::Sender<Result<Response, PoolError>>>,
+                          result: Result<Response, PoolError>| {
+            if let Some(tx) = reply.take() {
+                let _ = tx.send(result);
+            }
+        };
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
                 config.exec_timeout,
-                worker.handle(job.request, self.shared.calls.as_ref()),
+                worker.handle(job.request, self.shared.calls.as_ref(), |response| {
+                    send_reply(&mut reply, Ok(response));
+                }),
             ) => outcome,
             _ = shutdown_deadline => {
                 tracing::warn!(slot = self.index, pid = worker.pid(), request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
                 worker.kill().await;
-                let _ = job.reply.send(Err(PoolError::ShuttingDown));
+                send_reply(&mut reply, Err(PoolError::ShuttingDown));
                 self.shared.calls.request_ended(&id).await;
                 self.shared.status.set(self.index, WorkerState::Down);
                 return Err(Reason::Crashed);
             }
         };
         let result = match outcome {
-            Ok(Ok(response)) => {
-                let _ = job.reply.send(Ok(response));
-                Ok(())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(err)) => {
                 tracing::error!(slot = self.index, pid = worker.pid(), request = %id, error = %err, "worker failed; replacing it");
                 worker.kill().await;
-                let _ = job.reply.send(Err(PoolError::WorkerFailed(err)));
+                send_reply(&mut reply, Err(PoolError::WorkerFailed(err)));
                 Err(Reason::Crashed)
             }
             Err(_) => {
                 tracing::error!(slot = self.index, pid = worker.pid(), request = %id, timeout = ?config.exec_timeout, "request ran past exec_timeout; killing its worker");
                 worker.kill().await;
-                let _ = job.reply.send(Err(PoolError::Timeout(config.exec_timeout)));
+                send_reply(&mut reply, Err(PoolError::Timeout(config.exec_timeout)));
                 Err(Reason::ExecTimeout)
             }
         };

@@ -12,8 +12,8 @@ mod messages;
 
 pub use codec::{CodecError, Frame, NdjsonCodec, DEFAULT_MAX_LINE};
 pub use messages::{
-    Body, BodyError, FormField, HeaderMap, HostCall, HostMessage, HostResult, HttpRequest, Log,
-    Ready, Request, RequestKind, Response, Upload, WorkerMessage,
+    Body, BodyError, Done, FormField, HeaderMap, HostCall, HostMessage, HostResult, HttpRequest,
+    Log, Ready, Request, RequestKind, Response, Upload, WorkerMessage,
 };
 
 /// The protocol version this crate speaks. A worker announces its version in `ready`;

@@ -39,6 +39,19 @@ pub enum WorkerMessage {
     Response(Response),
     /// A log record for the host's log.
     Log(Log),
+    /// The worker finished the after-response work of a request whose response said
+    /// `terminating` (Laravel's `terminate()`, `Zeno::defer` callbacks).
+    Done(Done),
+}
+
+/// The end of a request's after-response work: the worker is free again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Done {
+    /// The `id` of the request.
+    pub id: String,
+    /// The worker will exit now (a fatal error in the after-response work).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exiting: bool,
 }
 
 /// The worker's handshake: who it is and which protocol it speaks.
@@ -265,6 +278,10 @@ pub struct Response {
     /// the host must not send it more work.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exiting: bool,
+    /// The worker goes on with after-response work for this request and sends `done` when
+    /// it is finished: the client gets the response now, the worker stays busy until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
 }
 
 /// A log record from PHP.
@@ -437,6 +454,30 @@ mod tests {
         };
         assert!(resp.headers.is_empty());
         assert_eq!(resp.body.into_bytes().expect("bytes"), vec![0u8, 255]);
+    }
+
+    #[test]
+    fn terminating_response_and_done() {
+        let msg = roundtrip_worker(
+            r#"{"type":"response","id":"r-2","status":200,"body":"hi","terminating":true}"#,
+        );
+        let WorkerMessage::Response(resp) = msg else {
+            panic!("not a response");
+        };
+        assert!(resp.terminating && !resp.exiting);
+        let msg = roundtrip_worker(r#"{"type":"done","id":"r-2"}"#);
+        assert_eq!(
+            msg,
+            WorkerMessage::Done(Done {
+                id: "r-2".into(),
+                exiting: false
+            })
+        );
+        let msg = roundtrip_worker(r#"{"type":"done","id":"r-3","exiting":true}"#);
+        assert!(matches!(
+            msg,
+            WorkerMessage::Done(Done { exiting: true, .. })
+        ));
     }
 
     #[test]

@@ -184,33 +184,59 @@ impl Worker {
         }
     }
 
-    /// Runs one request and returns the worker's response. Host calls made by PHP while it
-    /// works are relayed through `calls`. An error means the worker must be discarded.
-    pub async fn handle(
+    /// Runs one request. The worker's response is handed to `on_response` as soon as it
+    /// arrives; when the response says `terminating`, the worker goes on with after-response
+    /// work (host calls still relayed) and this returns once it sends `done`. Host calls made
+    /// by PHP are relayed through `calls`. An error means the worker must be discarded.
+    pub async fn handle<F>(
         &mut self,
         request: Request,
         calls: &dyn HostCalls,
-    ) -> Result<Response, WorkerError> {
+        on_response: F,
+    ) -> Result<(), WorkerError>
+    where
+        F: FnOnce(Response) + Send,
+    {
         let id = request.id.clone();
         self.requests += 1;
         self.stdin
             .send(&HostMessage::Request(request))
             .await
             .map_err(codec_to_worker)?;
+        let mut on_response = Some(on_response);
         loop {
             match self.next_frame("handling a request").await? {
                 Frame::Message {
                     message: WorkerMessage::Response(response),
                     ..
                 } => {
-                    if response.id != id {
+                    if response.id != id || on_response.is_none() {
                         return Err(WorkerError::Protocol(format!(
-                            "response for {:?} while {id:?} was in flight",
+                            "unexpected response for {:?} while {id:?} was in flight",
                             response.id
                         )));
                     }
                     self.exiting = response.exiting;
-                    return Ok(response);
+                    let terminating = response.terminating && !response.exiting;
+                    if let Some(send) = on_response.take() {
+                        send(response);
+                    }
+                    if !terminating {
+                        return Ok(());
+                    }
+                }
+                Frame::Message {
+                    message: WorkerMessage::Done(done),
+                    ..
+                } => {
+                    if done.id != id || on_response.is_some() {
+                        return Err(WorkerError::Protocol(format!(
+                            "unexpected done for {:?} while {id:?} was in flight",
+                            done.id
+                        )));
+                    }
+                    self.exiting = done.exiting;
+                    return Ok(());
                 }
                 Frame::Message {
                     message: WorkerMessage::HostCall(call),

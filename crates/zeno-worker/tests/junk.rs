@@ -68,7 +68,7 @@ async fn random_bytes_instead_of_a_response_fail_the_request() {
         let pid = worker.pid();
         let started = Instant::now();
         let err = worker
-            .handle(request(), &NoCalls)
+            .handle(request(), &NoCalls, |_| {})
             .await
             .expect_err("junk is not a response");
         assert!(

@@ -27,6 +27,10 @@ final class Worker
     /** @var array<string, mixed> */
     private array $baseServer;
     private int $captureLevel = 0;
+    /** @var list<callable> work to run after the current request's response is sent */
+    private array $deferred = [];
+    /** The current request's response has been sent; only after-response work remains. */
+    private bool $responded = false;
 
     /** @param resource $stderr */
     public function __construct(private Channel $channel, private $stderr, private string $app = 'handler')
@@ -57,7 +61,7 @@ final class Worker
         $handlerPath = (string) realpath($handlerPath);
         // As under PHP-FPM, relative paths resolve from the handler's directory.
         chdir(dirname($handlerPath));
-        $worker = new self($channel, $stderr);
+        $worker = new self($channel, $stderr, (string) (getenv('ZENO_APP') ?: 'handler'));
         $worker->baseServer['SCRIPT_FILENAME'] = $handlerPath;
         $worker->baseServer['DOCUMENT_ROOT'] = dirname($handlerPath);
         $worker->baseServer['SCRIPT_NAME'] = '/' . basename($handlerPath);
@@ -90,7 +94,14 @@ final class Worker
         while (!$this->stopRequested && ($message = $this->channel->receive()) !== null) {
             switch ($message['type']) {
                 case 'request':
-                    $this->channel->send($this->handle($message, $handler));
+                    $response = $this->handle($message, $handler);
+                    if ($this->deferred === []) {
+                        $this->channel->send($response);
+                        break;
+                    }
+                    $response['terminating'] = true;
+                    $this->channel->send($response);
+                    $this->channel->send($this->finish((string) $message['id']));
                     break;
                 case 'stop':
                     $this->stopRequested = true;
@@ -164,6 +175,47 @@ final class Worker
     }
 
     /**
+     * Runs `$callback` after the current request's response has gone to the client (as
+     * Laravel's terminate() and PHP-FPM's fastcgi_finish_request() allow). The worker takes
+     * no other request until it returns.
+     */
+    public function defer(callable $callback): void
+    {
+        $this->deferred[] = $callback;
+    }
+
+    /**
+     * Runs the deferred callbacks of request `$id`, whose response was sent, and returns the
+     * `done` message. Their output goes to stderr; an exception is logged and the rest run.
+     *
+     * @return array<string, mixed>
+     */
+    public function finish(string $id): array
+    {
+        $this->current = $id;
+        $this->responded = true;
+        try {
+            while (($callback = array_shift($this->deferred)) !== null) {
+                try {
+                    $callback();
+                } catch (\Throwable $e) {
+                    $this->log('error', 'Uncaught ' . get_class($e) . ' after the response: ' . $e->getMessage(), [
+                        'exception' => get_class($e),
+                        'file' => $e->getFile(),
+                        'line' => $e->getLine(),
+                    ]);
+                }
+            }
+        } finally {
+            $this->current = null;
+            $this->responded = false;
+            $this->deferred = [];
+            $this->reset();
+        }
+        return ['type' => 'done', 'id' => $id];
+    }
+
+    /**
      * Sends a host_call and blocks until its host_result arrives.
      *
      * @param array<string, mixed> $parameters
@@ -223,6 +275,18 @@ final class Worker
         $this->current = null;
         $output = $this->collectOutput();
         $error = error_get_last();
+        if ($this->responded) {
+            // The client has its response; only the after-response work died.
+            if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
+                $this->log('error', sprintf('PHP Fatal error after the response: %s in %s:%d', $error['message'], $error['file'], $error['line']));
+            }
+            try {
+                $this->channel->send(['type' => 'done', 'id' => $id, 'exiting' => true]);
+            } catch (\Throwable) {
+                // The pipe is gone; the host sees the exit.
+            }
+            return;
+        }
         try {
             if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
                 $this->log('error', sprintf('PHP Fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']), [

@@ -1,0 +1,111 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Zeno\Laravel;
+
+use Illuminate\Contracts\Http\Kernel as HttpKernel;
+use Illuminate\Foundation\Application;
+use Illuminate\Http\Request as LaravelRequest;
+use Symfony\Component\HttpFoundation\BinaryFileResponse;
+use Symfony\Component\HttpFoundation\File\UploadedFile;
+use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
+use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
+use Symfony\Component\HttpFoundation\StreamedResponse;
+use Zeno\Request;
+use Zeno\Response;
+use Zeno\Zeno;
+
+/**
+ * A Laravel app in worker mode: booted once (bootstrap/app.php, the HTTP kernel's
+ * bootstrappers, service providers), then every request goes through the kernel. The
+ * response is returned to the host first; terminate() and the state reset run after it.
+ */
+final class HttpWorker
+{
+    private function __construct(
+        private Application $app,
+        private HttpKernel $kernel,
+        private StateReset $reset,
+    ) {
+    }
+
+    /** Boots the app in `$appDir` once for this worker. */
+    public static function boot(string $appDir): self
+    {
+        $app = AppLoader::load($appDir);
+        // As under PHP-FPM, the working directory is the document root.
+        chdir($app->publicPath());
+        $kernel = $app->make(HttpKernel::class);
+        $kernel->bootstrap();
+        return new self($app, $kernel, StateReset::capture($app));
+    }
+
+    public function __invoke(Request $request): Response
+    {
+        $laravelRequest = self::laravelRequest();
+        $this->reset->beforeRequest($this->app);
+        $response = $this->kernel->handle($laravelRequest);
+        $zenoResponse = self::zenoResponse($response);
+        Zeno::defer(function () use ($laravelRequest, $response): void {
+            try {
+                $this->kernel->terminate($laravelRequest, $response);
+            } finally {
+                $this->reset->afterRequest($this->app);
+            }
+        });
+        return $zenoResponse;
+    }
+
+    /** The request the runtime put in the superglobals, as Laravel's Request::capture() builds it. */
+    private static function laravelRequest(): LaravelRequest
+    {
+        SymfonyRequest::enableHttpMethodParameterOverride();
+        $request = LaravelRequest::createFromBase(SymfonyRequest::createFromGlobals());
+        // The host wrote the uploads itself, so is_uploaded_file() says no: mark them as
+        // trusted, or isValid()/store()/move() would refuse them.
+        $request->files->replace(self::trusted($request->files->all()));
+        return $request;
+    }
+
+    /**
+     * @param array<mixed> $files
+     * @return array<mixed>
+     */
+    private static function trusted(array $files): array
+    {
+        foreach ($files as $key => $file) {
+            if ($file instanceof UploadedFile) {
+                $files[$key] = new UploadedFile(
+                    $file->getPathname(),
+                    $file->getClientOriginalName(),
+                    $file->getClientMimeType(),
+                    $file->getError(),
+                    true,
+                );
+            } elseif (is_array($file)) {
+                $files[$key] = self::trusted($file);
+            }
+        }
+        return $files;
+    }
+
+    private static function zenoResponse(SymfonyResponse $response): Response
+    {
+        if ($response instanceof StreamedResponse || $response instanceof BinaryFileResponse) {
+            ob_start();
+            $response->sendContent();
+            $body = (string) ob_get_clean();
+        } else {
+            $body = (string) $response->getContent();
+        }
+        $zeno = new Response($body, $response->getStatusCode());
+        foreach ($response->headers->allPreserveCaseWithoutCookies() as $name => $values) {
+            $zeno->withHeader((string) $name, array_map('strval', $values));
+        }
+        foreach ($response->headers->getCookies() as $cookie) {
+            $zeno->addHeader('set-cookie', (string) $cookie);
+        }
+        return $zeno;
+    }
+}

@@ -1,0 +1,41 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Zeno\Laravel;
+
+use Illuminate\Support\ServiceProvider;
+use Monolog\Logger;
+use Zeno\Laravel\Database\ProxyConnector;
+
+/**
+ * Adds the `zeno_proxy` database driver and the `zeno` log driver. Registered by the host
+ * for every app it runs, and by package auto-discovery for composer installs.
+ */
+final class ZenoServiceProvider extends ServiceProvider
+{
+    public function register(): void
+    {
+        $connector = new ProxyConnector();
+        $extendDb = static function ($db) use ($connector): void {
+            $db->extend('zeno_proxy', static fn (array $config, string $name) => $connector->connect($config, $name));
+        };
+        $extendLog = static function ($log): void {
+            $log->extend('zeno', static function ($app, array $config): Logger {
+                $level = Logger::toMonologLevel($config['level'] ?? 'debug');
+                return new Logger((string) ($config['name'] ?? 'zeno'), [new LogHandler($level, (bool) ($config['bubble'] ?? true))]);
+            });
+        };
+        $this->app->resolved('db') ? $extendDb($this->app['db']) : $this->app->resolving('db', $extendDb);
+        $this->app->resolved('log') ? $extendLog($this->app['log']) : $this->app->resolving('log', $extendLog);
+    }
+
+    public function boot(): void
+    {
+        // LOG_CHANNEL=zeno works even when config/logging.php does not define the channel.
+        $config = $this->app['config'];
+        if (!$config->has('logging.channels.zeno')) {
+            $config->set('logging.channels.zeno', ['driver' => 'zeno', 'level' => 'debug']);
+        }
+    }
+}
