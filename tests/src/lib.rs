@@ -246,3 +246,46 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A private copy of examples/laravel with the test routes (`tests/fixtures/laravel/routes.php`)
+/// added, so tests never write into the repository. Removed when dropped.
+pub struct LaravelApp {
+    /// The app directory.
+    pub dir: PathBuf,
+}
+
+impl LaravelApp {
+    /// Copies the example app into a fresh temporary directory.
+    pub fn copy(tag: &str) -> LaravelApp {
+        let dir = std::env::temp_dir().join(format!("zeno-laravel-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&repo_root().join("examples/laravel"), &dir);
+        let routes = dir.join("routes/web.php");
+        let mut web = std::fs::read_to_string(&routes).expect("routes/web.php");
+        web.push_str(&format!(
+            "\nrequire {:?};\n",
+            fixture("laravel/routes.php").display().to_string()
+        ));
+        std::fs::write(&routes, web).expect("write routes");
+        LaravelApp { dir }
+    }
+}
+
+impl Drop for LaravelApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

@@ -358,7 +358,8 @@ pub(crate) fn error(conn: &Connection, err: sqlx::Error) -> DbError {
                 }
                 Backend::Sqlite => {
                     let code = db.code().map(|c| c.into_owned());
-                    // pdo_sqlite reports constraint violations as 23000, the rest as HY000.
+                    // pdo_sqlite reports constraint violations as 23000, the rest as HY000, and
+                    // the primary result code (19), not the extended one (2067).
                     let primary = code
                         .as_deref()
                         .and_then(|c| c.parse::<i32>().ok())
@@ -371,7 +372,7 @@ pub(crate) fn error(conn: &Connection, err: sqlx::Error) -> DbError {
                             "HY000"
                         }
                         .into(),
-                        driver_code: code,
+                        driver_code: primary.map(|c| c.to_string()).or(code),
                     }
                 }
             }
