@@ -30,7 +30,12 @@ async fn get_json(server: &Server, path: &str) -> Value {
     let response = client().get(server.url(path)).send().await.expect("send");
     let status = response.status().as_u16();
     let text = response.text().await.expect("text");
-    assert_eq!(status, 200, "GET {path}: {text}\n{}", server.log().join("\n"));
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {text}\n{}",
+        server.log().join("\n")
+    );
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {path}: not JSON: {text}"))
 }
 
@@ -67,7 +72,11 @@ async fn same_answers(tag: &str, env: &[(&str, &str)], url: &str) {
     let (Value::Object(expected), Value::Object(actual)) = (&expected, &actual) else {
         panic!("suite answers are objects");
     };
-    assert!(expected.len() > 40, "the suite ran: {} answers", expected.len());
+    assert!(
+        expected.len() > 40,
+        "the suite ran: {} answers",
+        expected.len()
+    );
     let mut differences = Vec::new();
     for (key, want) in expected {
         let got = actual.get(key).unwrap_or(&Value::Null);
@@ -134,4 +143,375 @@ async fn sqlite_behaves_as_native_pdo_sqlite() {
     )
     .await;
     let _ = std::fs::remove_file(&path);
+}
+
+/// An app on a fresh SQLite file, migrated through `zeno artisan`, served with `workers`.
+fn serve_sqlite(app: &LaravelApp, workers: &str, extra: &[&str]) -> (Server, String) {
+    let db = app.dir.join("database/test.sqlite");
+    std::fs::write(&db, b"").expect("create sqlite file");
+    let url = format!("sqlite://{}", db.display());
+    let output = Command::new(zeno_e2e::zeno_bin())
+        .arg("artisan")
+        .arg(&app.dir)
+        .args([
+            "--db",
+            &format!("default={url}"),
+            "--",
+            "migrate",
+            "--force",
+        ])
+        .output()
+        .expect("zeno artisan");
+    assert!(
+        output.status.success(),
+        "migrate through zeno artisan: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let server = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", workers, "--db"])
+        .arg(format!("default={url}"))
+        .args(extra.iter().copied())
+        .start();
+    (server, url)
+}
+
+/// Everything `/_leak/write` changes — config, auth, session, queued cookie, locale, query
+/// log, an open transaction, the sticky flag, a container instance, view shared data, the
+/// request — is gone for the next request on the same worker.
+#[tokio::test]
+async fn no_state_leaks_between_requests() {
+    let app = LaravelApp::copy("leak");
+    let (server, _) = serve_sqlite(&app, "1", &[]);
+    let setup = client()
+        .get(server.url("/_leak/setup"))
+        .send()
+        .await
+        .expect("setup");
+    assert_eq!(setup.status(), 200);
+
+    let before = get_json(&server, "/_leak/read?marker=first&page=3").await;
+    assert_eq!(before["marker"], "first");
+    assert_eq!(before["page"], 3);
+
+    let write = client()
+        .get(server.url("/_leak/write"))
+        .send()
+        .await
+        .expect("write");
+    assert_eq!(write.status(), 200);
+    let cookies: Vec<_> = write.headers().get_all("set-cookie").iter().collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("leaked_cookie=")),
+        "the write request queues its cookie: {cookies:?}"
+    );
+    let wrote: Value = write.json().await.expect("json");
+    assert_eq!(wrote["level"], 1);
+    assert_eq!(wrote["modified"], true);
+
+    let after = client()
+        .get(server.url("/_leak/read"))
+        .send()
+        .await
+        .expect("read");
+    let after_cookies: Vec<_> = after.headers().get_all("set-cookie").iter().collect();
+    assert!(
+        !after_cookies
+            .iter()
+            .any(|c| c.to_str().unwrap_or("").starts_with("leaked_cookie=")),
+        "a queued cookie is not sent again: {after_cookies:?}"
+    );
+    let after: Value = after.json().await.expect("json");
+    let expected = serde_json::json!({
+        "app_name": "Zeno Laravel example",
+        "added_config": null,
+        "user": false,
+        "session": null,
+        "locale": "en",
+        "query_log": false,
+        "logged": 0,
+        "transaction_level": 0,
+        "modified": false,
+        "notes": ["committed"],
+        "instance": false,
+        "shared": null,
+        "marker": null,
+        "url": server.url("/_leak/read"),
+        "full_url": server.url("/_leak/read"),
+        "page": 1,
+    });
+    assert_eq!(
+        after, expected,
+        "state after a request that changed everything"
+    );
+}
+
+/// The client gets the response before terminate() runs; the worker takes the next request
+/// only after it; its log records reach the host's log with the request id.
+#[tokio::test]
+async fn response_goes_out_before_terminate_and_logs_reach_the_host() {
+    let app = LaravelApp::copy("term");
+    let (server, _) = serve_sqlite(&app, "1", &[]);
+    let started = Instant::now();
+    let response = client()
+        .get(server.url("/_slow_terminate"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.text().await.expect("text"),
+        "sent before terminate"
+    );
+    let first = started.elapsed();
+    assert!(
+        first < Duration::from_millis(700),
+        "response took {first:?}: it waited for terminate"
+    );
+    // One worker: the next request waits for terminate to finish.
+    let response = client().get(server.url("/")).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "the worker was busy with terminate"
+    );
+    let line = server
+        .wait_for_log("terminate finished", Duration::from_secs(5))
+        .expect("terminate's log record");
+    assert!(line.contains("\"request\":\"r-"), "{line}");
+
+    let response = client()
+        .get(server.url("/_log"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.text().await.expect("text"), "logged");
+    let line = server
+        .wait_for_log("hello from laravel", Duration::from_secs(5))
+        .expect("the zeno log channel");
+    assert!(
+        line.contains("answer") && line.contains("\"request\":\"r-"),
+        "{line}"
+    );
+}
+
+/// Files under public/ come from the host (PHP never sees them); PHP files, dotfiles and
+/// missing files go to Laravel's router.
+#[tokio::test]
+async fn public_files_are_served_by_the_host() {
+    let app = LaravelApp::copy("static");
+    std::fs::write(app.dir.join("public/.env"), "SECRET=1").expect("write");
+    let (server, _) = serve_sqlite(&app, "1", &[]);
+    let response = client()
+        .get(server.url("/css/app.css"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/css; charset=utf-8"
+    );
+    let css = std::fs::read_to_string(app.dir.join("public/css/app.css")).expect("css");
+    assert_eq!(response.text().await.expect("text"), css);
+    let robots = client()
+        .get(server.url("/robots.txt"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(robots.status(), 200);
+    for path in ["/index.php", "/.env", "/missing.css", "/../config/app.php"] {
+        let response = client().get(server.url(path)).send().await.expect("send");
+        assert_eq!(response.status(), 404, "{path} is Laravel's 404");
+        let body = response.text().await.expect("text");
+        assert!(
+            !body.contains("SECRET") && !body.contains("<?php"),
+            "{path}: {body}"
+        );
+    }
+}
+
+/// `$_ZENO`, `\Zeno::scope()` and the X-Zeno-* headers in a controller; a client cannot
+/// spoof them. Uploads arrive as valid UploadedFiles that Laravel can store.
+#[tokio::test]
+async fn scope_headers_and_uploads_in_controllers() {
+    let app = LaravelApp::copy("scope");
+    let config = app.dir.join("zeno.toml");
+    std::fs::write(&config, "[scope]\ntenant = \"acme\"\n").expect("write config");
+    let (server, _) = serve_sqlite(&app, "1", &["--config", &config.display().to_string()]);
+    let response = client()
+        .get(server.url("/_scope"))
+        .header("X-Zeno-Tenant", "spoofed")
+        .send()
+        .await
+        .expect("send");
+    let scope: Value = response.json().await.expect("json");
+    let id = scope["facade"].as_str().expect("request id").to_owned();
+    assert!(id.starts_with("r-"), "{scope}");
+    assert_eq!(scope["header"], id.as_str());
+    assert_eq!(scope["global"]["request_id"], id.as_str());
+    assert_eq!(scope["tenant"], "acme");
+
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let form = reqwest::multipart::Form::new().text("field", "value").part(
+        "doc",
+        reqwest::multipart::Part::bytes(bytes.clone()).file_name("data.bin"),
+    );
+    let response = client()
+        .post(server.url("/_upload"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let upload: Value = response.json().await.expect("json");
+    let sha1 = String::from_utf8(
+        Command::new("sha1sum")
+            .arg(write_temp(&bytes))
+            .output()
+            .expect("sha1sum")
+            .stdout,
+    )
+    .expect("utf8");
+    assert_eq!(upload["valid"], true, "{upload}");
+    assert_eq!(upload["name"], "data.bin");
+    assert_eq!(upload["sha1"], sha1.split_whitespace().next().expect("sum"));
+    assert_eq!(upload["stored"], true);
+    assert_eq!(upload["field"], "value");
+}
+
+fn write_temp(bytes: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("zeno-upload-{}", std::process::id()));
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+/// A worker's RSS after `n` requests, read by the host (admin /workers).
+async fn worker_rss(server: &Server, admin: &str) -> (u64, u64) {
+    let body = client()
+        .get(format!("http://{admin}/workers"))
+        .send()
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("text");
+    let workers: Value = serde_json::from_str(&body).expect("json");
+    let worker = workers
+        .as_array()
+        .and_then(|w| w.first())
+        .cloned()
+        .or_else(|| {
+            workers["workers"]
+                .as_array()
+                .and_then(|w| w.first())
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("no worker in {body}\n{}", server.log().join("\n")));
+    (
+        worker["rss_bytes"].as_u64().expect("rss_bytes"),
+        worker["requests"].as_u64().expect("requests"),
+    )
+}
+
+async fn hammer(server: &Server, paths: &[&str], count: usize) {
+    let client = client();
+    let mut tasks = Vec::new();
+    for lane in 0..4 {
+        let client = client.clone();
+        let urls: Vec<String> = paths.iter().map(|p| server.url(p)).collect();
+        tasks.push(tokio::spawn(async move {
+            for i in (lane..count).step_by(4) {
+                let response = client
+                    .get(&urls[i % urls.len()])
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(response.status(), 200);
+                response.bytes().await.expect("body");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("lane");
+    }
+}
+
+/// 10,000 requests (a string, a query, a Blade page with pagination and eager loading) grow
+/// one worker's RSS by less than 10 MB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_grow_a_worker_by_less_than_10_mb() {
+    let app = LaravelApp::copy("memory");
+    let (server, url) = serve_sqlite(&app, "1", &["--admin", "127.0.0.1:0"]);
+    let seeded = Command::new(zeno_e2e::zeno_bin())
+        .arg("artisan")
+        .arg(&app.dir)
+        .args([
+            "--db",
+            &format!("default={url}"),
+            "--",
+            "db:seed",
+            "--force",
+        ])
+        .output()
+        .expect("seed");
+    assert!(seeded.status.success());
+    let admin = server.admin_addr();
+    let paths = ["/", "/db", "/posts?page=2", "/posts.json"];
+    hammer(&server, &paths, 500).await;
+    let (warm, served) = worker_rss(&server, &admin).await;
+    assert!(served >= 500, "one worker served the warm-up: {served}");
+    hammer(&server, &paths, 10_000).await;
+    let (after, served_after) = worker_rss(&server, &admin).await;
+    assert_eq!(
+        served_after,
+        served + 10_000,
+        "the same worker served them all"
+    );
+    let growth = after.saturating_sub(warm);
+    eprintln!("worker RSS {warm} -> {after} bytes after 10,000 requests (+{growth})");
+    assert!(growth < 10 * 1024 * 1024, "RSS grew by {growth} bytes");
+}
+
+/// `zeno artisan` passes the command's output and exit code through, and refuses a
+/// directory that is not a Laravel app.
+#[test]
+fn artisan_reports_output_and_exit_codes() {
+    let app = LaravelApp::copy("artisan");
+    let db = app.dir.join("database/artisan.sqlite");
+    std::fs::write(&db, b"").expect("create");
+    let url = format!("default=sqlite://{}", db.display());
+    let run = |args: &[&str]| {
+        Command::new(zeno_e2e::zeno_bin())
+            .arg("artisan")
+            .arg(&app.dir)
+            .args(["--db", &url, "--"])
+            .args(args)
+            .output()
+            .expect("zeno artisan")
+    };
+    let migrated = run(&["migrate", "--force", "--seed"]);
+    assert!(migrated.status.success());
+    assert!(String::from_utf8_lossy(&migrated.stdout).contains("Migrated:"));
+    let counted = run(&["posts:count"]);
+    assert_eq!(counted.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "posts: 27");
+    let unknown = run(&["no:such-command"]);
+    assert_ne!(unknown.status.code(), Some(0), "an unknown command fails");
+    let status = run(&["migrate:status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("create_users_table"));
+
+    let not_laravel = Command::new(zeno_e2e::zeno_bin())
+        .args(["artisan", "/tmp", "--", "list"])
+        .output()
+        .expect("zeno artisan");
+    assert!(!not_laravel.status.success());
+    assert!(
+        String::from_utf8_lossy(&not_laravel.stderr).contains("not a Laravel app"),
+        "{}",
+        String::from_utf8_lossy(&not_laravel.stderr)
+    );
 }

@@ -8,7 +8,8 @@ use Illuminate\Contracts\Http\Kernel as HttpKernel;
 use Illuminate\Foundation\Application;
 use Illuminate\Http\Request as LaravelRequest;
 use Symfony\Component\HttpFoundation\BinaryFileResponse;
-use Symfony\Component\HttpFoundation\File\UploadedFile;
+use Illuminate\Http\UploadedFile;
+use Symfony\Component\HttpFoundation\File\UploadedFile as SymfonyUploadedFile;
 use Symfony\Component\HttpFoundation\Request as SymfonyRequest;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
 use Symfony\Component\HttpFoundation\StreamedResponse;
@@ -75,7 +76,9 @@ final class HttpWorker
     private static function trusted(array $files): array
     {
         foreach ($files as $key => $file) {
-            if ($file instanceof UploadedFile) {
+            if ($file instanceof SymfonyUploadedFile) {
+                // Laravel's own class, which Request::file() keeps as it is (it would rebuild
+                // a Symfony one and lose the flag).
                 $files[$key] = new UploadedFile(
                     $file->getPathname(),
                     $file->getClientOriginalName(),

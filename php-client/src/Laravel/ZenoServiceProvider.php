@@ -21,7 +21,8 @@ final class ZenoServiceProvider extends ServiceProvider
             $db->extend('zeno_proxy', static fn (array $config, string $name) => $connector->connect($config, $name));
         };
         $extendLog = static function ($log): void {
-            $log->extend('zeno', static function ($app, array $config): Logger {
+            // Not static: LogManager binds the creator to itself.
+            $log->extend('zeno', function ($app, array $config): Logger {
                 $level = Logger::toMonologLevel($config['level'] ?? 'debug');
                 return new Logger((string) ($config['name'] ?? 'zeno'), [new LogHandler($level, (bool) ($config['bubble'] ?? true))]);
             });
