@@ -515,3 +515,95 @@ fn artisan_reports_output_and_exit_codes() {
         String::from_utf8_lossy(&not_laravel.stderr)
     );
 }
+
+/// A worker that exits during terminate() has already answered; it is replaced and the next
+/// request is served. A database that is down is Laravel's QueryException (500), and the
+/// host keeps serving.
+#[tokio::test]
+async fn failures_after_the_response_and_a_database_that_is_down() {
+    let app = LaravelApp::copy("fail");
+    let (server, _) = serve_sqlite(&app, "1", &[]);
+    let response = client()
+        .get(server.url("/_exit_in_terminate"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("text"), "answered");
+    for _ in 0..3 {
+        let response = client().get(server.url("/")).send().await.expect("send");
+        assert_eq!(response.status(), 200, "{}", server.log().join("\n"));
+    }
+    drop(server);
+
+    let config = app.dir.join("down.toml");
+    std::fs::write(
+        &config,
+        "[db.default]\nurl = \"postgres://zeno:zeno@127.0.0.1:1/nothing\"\nacquire_timeout = \"1s\"\n",
+    )
+    .expect("write config");
+    let server = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1", "--config"])
+        .arg(config.display().to_string())
+        .start();
+    let started = Instant::now();
+    let response = client()
+        .get(server.url("/db"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failed within the acquire timeout"
+    );
+    let line = server
+        .wait_for_log("db_unavailable", Duration::from_secs(5))
+        .expect("Laravel logged the QueryException through the zeno channel");
+    assert!(
+        line.contains("QueryException") || line.contains("SQLSTATE"),
+        "{line}"
+    );
+    let response = client().get(server.url("/")).send().await.expect("send");
+    assert_eq!(response.status(), 200, "the host keeps serving");
+}
+
+/// A directory that is not a Laravel app, or an app whose bootstrap fails, stops `zeno
+/// serve` with a clear error.
+#[test]
+fn bad_apps_are_clear_errors() {
+    let err = Server::bare()
+        .args(["--laravel", "/tmp"])
+        .try_start()
+        .err()
+        .expect("refused");
+    assert!(err.0.is_some_and(|s| !s.success()));
+    assert!(
+        err.1.join("\n").contains("not a Laravel app"),
+        "{:?}",
+        err.1
+    );
+
+    let app = LaravelApp::copy("badboot");
+    std::fs::write(
+        app.dir.join("bootstrap/app.php"),
+        "<?php\nthrow new RuntimeException('bootstrap exploded');\n",
+    )
+    .expect("write");
+    let err = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1"])
+        .try_start()
+        .err()
+        .expect("refused");
+    assert!(err.0.is_some_and(|s| !s.success()));
+    assert!(
+        err.1.join("\n").contains("bootstrap exploded"),
+        "{:?}",
+        err.1
+    );
+}
