@@ -8,7 +8,14 @@ demo:
     @echo "Serving examples/hello on http://127.0.0.1:8080 — try: curl 'http://127.0.0.1:8080/?name=you'"
     ./target/release/zeno serve --worker examples/hello/index.php --listen 127.0.0.1:8080 --log-format text
 
-# Run every test: Rust unit and end-to-end tests (real PHP, PostgreSQL, MariaDB, SQLite), both examples, PHPUnit
+# Serve examples/laravel on http://127.0.0.1:8080, migrated and seeded; SQLite unless DB_URL is set (postgres://… or mysql://…)
+laravel:
+    cargo build --release -p zeno-cli
+    ./target/release/zeno artisan examples/laravel --db "default=${DB_URL:-sqlite://examples/laravel/database/demo.sqlite}" -- migrate --force --seed
+    @echo "Serving examples/laravel on http://127.0.0.1:8080 — try /posts, /scope, /db"
+    ./target/release/zeno serve --laravel examples/laravel --db "default=${DB_URL:-sqlite://examples/laravel/database/demo.sqlite}" --listen 127.0.0.1:8080 --log-format text
+
+# Run every test: Rust unit and end-to-end tests (real PHP, Laravel, PostgreSQL, MariaDB, SQLite), the examples, PHPUnit
 test:
     scripts/services.sh
     cargo build --workspace --bins
@@ -23,8 +30,9 @@ lint:
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     for f in $(find php-client examples tests/fixtures -name '*.php' ! -name 'syntax-error.php'); do php -l "$f" >/dev/null; done
 
-# Load test examples/hello under zeno and under nginx + PHP-FPM, in one run
+# Load test examples/hello and examples/laravel under zeno and under nginx + PHP-FPM, in one run
 bench:
     scripts/setup.sh wrk nginx php-fpm
     cargo build --release -p zeno-cli
     scripts/bench.sh
+    scripts/bench-laravel.sh

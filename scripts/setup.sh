@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Zeno needs, and nothing if it is all there:
-# PHP (php-cgi runs the workers, php-cli and phpunit the PHP tests) from Debian's packages,
+# PHP (php-cgi runs the workers, php-cli and phpunit the PHP tests, the PDO drivers and
+# Laravel 8.83 for the Laravel tests and example) from Debian's packages,
 # and `just` from crates.io. Extra Debian packages can be named as arguments.
 set -euo pipefail
 
-packages=(php-cli php-cgi phpunit php-pgsql php-mysql php-sqlite3 "$@")
+packages=(php-cli php-cgi phpunit php-pgsql php-mysql php-sqlite3 php-laravel-framework "$@")
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -607,3 +607,94 @@ fn bad_apps_are_clear_errors() {
         err.1
     );
 }
+
+/// examples/laravel itself on PostgreSQL and MariaDB, set by a URL: migrated and seeded
+/// through `zeno artisan`, then its pages, its JSON paginator and its transactional POST.
+async fn example_app_on(url: &str, tag: &str) {
+    let app = LaravelApp::copy(tag);
+    let output = Command::new(zeno_e2e::zeno_bin())
+        .arg("artisan")
+        .arg(&app.dir)
+        .args([
+            "--db",
+            &format!("default={url}"),
+            "--",
+            "migrate",
+            "--force",
+            "--seed",
+        ])
+        .output()
+        .expect("zeno artisan");
+    assert!(
+        output.status.success(),
+        "{tag}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let server = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "2", "--db"])
+        .arg(format!("default={url}"))
+        .start();
+    let page = client()
+        .get(server.url("/posts?page=2"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("text");
+    assert!(
+        html.contains("Page 2 of") && html.contains("<li>"),
+        "{tag}: {html}"
+    );
+    let json = get_json(&server, "/posts.json").await;
+    assert_eq!(json["current_page"], 1);
+    assert_eq!(json["per_page"], 5);
+    assert!(json["total"].as_u64().expect("total") >= 27, "{json}");
+    assert!(
+        json["data"][0]["author"]["name"].is_string(),
+        "eager loaded: {json}"
+    );
+    assert!(
+        json["data"][0]["score"].is_number(),
+        "a double is a number: {json}"
+    );
+    let created = client()
+        .post(server.url("/api/posts"))
+        .header("accept", "application/json")
+        .form(&[
+            ("email", format!("{tag}@example.com")),
+            ("name", "Test Author".into()),
+            ("title", "Through the host".into()),
+            ("body", "It's ünïcode".into()),
+        ])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status(), 201);
+    let post: Value = created.json().await.expect("json");
+    assert_eq!(post["body"], "It's ünïcode");
+    assert_eq!(
+        post["author"]["email"],
+        format!("{tag}@example.com").as_str()
+    );
+    let invalid = client()
+        .post(server.url("/api/posts"))
+        .header("accept", "application/json")
+        .form(&[("email", "not-an-email")])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(invalid.status(), 422);
+}
+
+#[tokio::test]
+async fn the_example_app_runs_on_postgres() {
+    example_app_on(&pg_url(), "expg").await;
+}
+
+#[tokio::test]
+async fn the_example_app_runs_on_mariadb() {
+    example_app_on(&my_url(), "exmy").await;
+}

@@ -31,6 +31,8 @@ return [
             'prefix' => '',
             'schema' => 'public',
             'sslmode' => 'prefer',
+            // PHP-FPM's only way to skip the per-request handshake (DB_PERSISTENT=1).
+            'options' => env('DB_PERSISTENT', false) ? [PDO::ATTR_PERSISTENT => true] : [],
         ],
 
         'mysql' => [

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Loads examples/laravel under `zeno serve --laravel` and, in the same run, the same app on
+# nginx + PHP-FPM (4 static children, opcache on), with wrk: GET / (a string) and GET /db
+# (one query on PostgreSQL with SCRAM authentication, as deployed). PHP-FPM runs twice for
+# /db: a new PDO connection per request (Laravel's default) and persistent PDO.
+#   BENCH_DURATION (default 8s), BENCH_CONNECTIONS (16), BENCH_WORKERS (4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+app=$root/examples/laravel
+duration=${BENCH_DURATION:-8s}
+connections=${BENCH_CONNECTIONS:-16}
+workers=${BENCH_WORKERS:-4}
+zeno_port=18191
+nginx_port=18192
+nginx_persistent_port=18193
+fpm_port=18194
+fpm_persistent_port=18195
+work=$(mktemp -d /tmp/zeno-bench-laravel.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+source scripts/bench-lib.sh
+
+scripts/bench-db.sh
+db_url="postgres://zeno_bench:zeno_bench@127.0.0.1:5432/zeno_bench"
+# Sessions in memory for both, so neither pays for session files.
+./target/release/zeno artisan "$app" --db "default=$db_url" -- migrate --force --seed >/dev/null
+
+# --- zeno ---------------------------------------------------------------------------------
+ZENO_WORKERS__ENV__SESSION_DRIVER=array \
+    ./target/release/zeno serve --laravel "$app" --workers "$workers" --db "default=$db_url" \
+    --listen "127.0.0.1:$zeno_port" --log-format json 2>"$work/zeno.log" &
+pids+=($!)
+
+# --- nginx + PHP-FPM ------------------------------------------------------------------------
+fpm_bin=$(fpm_binary)
+run_as=""
+[ "$(id -u)" -eq 0 ] && run_as=$'user = root\ngroup = root'
+pool() { # name port persistent
+    cat <<CONF
+[$1]
+$run_as
+listen = 127.0.0.1:$2
+pm = static
+pm.max_children = $workers
+clear_env = yes
+env[DB_CONNECTION] = pgsql
+env[DB_HOST] = 127.0.0.1
+env[DB_PORT] = 5432
+env[DB_DATABASE] = zeno_bench
+env[DB_USERNAME] = zeno_bench
+env[DB_PASSWORD] = zeno_bench
+env[DB_PERSISTENT] = $3
+env[SESSION_DRIVER] = array
+env[LOG_CHANNEL] = stderr
+php_admin_value[opcache.enable] = 1
+php_admin_value[opcache.validate_timestamps] = 0
+CONF
+}
+{
+    printf '[global]\nerror_log = %s\ndaemonize = no\n' "$work/fpm.log"
+    pool new "$fpm_port" 0
+    pool persistent "$fpm_persistent_port" 1
+} >"$work/fpm.conf"
+"$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
+pids+=($!)
+mkdir -p "$work/nginx"
+server() { # port fpm_port
+    cat <<CONF
+    server {
+        listen 127.0.0.1:$1;
+        root $app/public;
+        location / { try_files \$uri /index.php?\$query_string; }
+        location = /index.php {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $app/public/index.php;
+            fastcgi_pass 127.0.0.1:$2;
+        }
+    }
+CONF
+}
+cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+$(server "$nginx_port" "$fpm_port")
+$(server "$nginx_persistent_port" "$fpm_persistent_port")
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work" &
+pids+=($!)
+
+zeno=http://127.0.0.1:$zeno_port
+fpm=http://127.0.0.1:$nginx_port
+fpmp=http://127.0.0.1:$nginx_persistent_port
+wait_http "$zeno/health"
+wait_http "$fpm/"
+wait_http "$fpmp/"
+for path in / /db; do
+    a=$(curl -fsS "$zeno$path"); b=$(curl -fsS "$fpm$path"); c=$(curl -fsS "$fpmp$path")
+    [ "$a" = "$b" ] && [ "$a" = "$c" ] || { echo "bench: $path answers differ: '$a' '$b' '$c'" >&2; exit 1; }
+done
+
+for url in "$zeno/" "$fpm/" "$zeno/db" "$fpmp/db"; do
+    wrk -t2 -c"$connections" -d2s "$url" >/dev/null
+done
+read -r fh_rps fh_p50 fh_p99 < <(measure "$fpm/")
+read -r zh_rps zh_p50 zh_p99 < <(measure "$zeno/")
+read -r fn_rps fn_p50 fn_p99 < <(measure "$fpm/db")
+read -r fp_rps fp_p50 fp_p99 < <(measure "$fpmp/db")
+read -r zd_rps zd_p50 zd_p99 < <(measure "$zeno/db")
+
+echo
+echo "examples/laravel (Laravel $(sed -n "s/.*const VERSION = '\(.*\)';/\1/p" /usr/share/php/Illuminate/Foundation/Application.php)) — wrk -t2 -c$connections -d$duration, $workers PHP workers each, $(nproc) cores"
+printf '%-40s %12s %10s %10s\n' "route / server" "req/s" "p50" "p99"
+printf '%-40s %12s %10s %10s\n' "GET /   zeno --laravel" "$zh_rps" "$zh_p50" "$zh_p99"
+printf '%-40s %12s %10s %10s\n' "GET /   nginx + PHP-FPM" "$fh_rps" "$fh_p50" "$fh_p99"
+printf '%-40s %12s %10s %10s\n' "GET /db zeno --laravel (zeno_proxy)" "$zd_rps" "$zd_p50" "$zd_p99"
+printf '%-40s %12s %10s %10s\n' "GET /db nginx + PHP-FPM, new PDO" "$fn_rps" "$fn_p50" "$fn_p99"
+printf '%-40s %12s %10s %10s\n' "GET /db nginx + PHP-FPM, persistent PDO" "$fp_rps" "$fp_p50" "$fp_p99"
+awk -v z="$zh_rps" -v f="$fh_rps" 'BEGIN { printf "ratio GET /:   zeno / PHP-FPM %.2fx\n", z / f }'
+awk -v z="$zd_rps" -v n="$fn_rps" -v p="$fp_rps" 'BEGIN { printf "ratio GET /db: zeno / PHP-FPM new connection %.1fx; zeno / PHP-FPM persistent %.2fx\n", z / n, z / p }'

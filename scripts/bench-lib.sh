@@ -1,0 +1,31 @@
+# Helpers shared by the bench scripts (sourced; expects $connections and $duration).
+
+wait_http() {
+    for _ in $(seq 1 100); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "bench: $1 did not come up" >&2
+    return 1
+}
+
+# wrk's output → "req/s p50 p99"
+measure() {
+    local out
+    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$1")
+    local rps p50 p99 non2xx
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    if [ -n "$non2xx" ]; then
+        echo "bench: $1 answered $non2xx non-2xx responses" >&2
+        return 1
+    fi
+    echo "$rps $p50 $p99"
+}
+
+# The php-fpm binary of this machine.
+fpm_binary() {
+    command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* | head -n1
+}
