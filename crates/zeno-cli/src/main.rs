@@ -61,7 +61,7 @@ struct ArtisanArgs {
     /// The artisan command and its arguments, after `--`.
     #[arg(last = true, value_name = "ARGS", required = true)]
     argv: Vec<String>,
-    /// Configuration file (zeno.toml), for its [db] connections and worker settings.
+    /// Configuration file (zeno.toml), for its `[db]` connections and worker settings.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// A named database connection, NAME=URL (repeatable).
