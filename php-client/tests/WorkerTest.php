@@ -67,6 +67,46 @@ final class WorkerTest extends TestCase
         $this->assertSame(['text/html; charset=UTF-8'], $response['headers']['content-type']);
     }
 
+    public function testDeferredWorkRunsAfterTheResponseThenDone(): void
+    {
+        fwrite($this->in, json_encode($this->request()) . "\n");
+        rewind($this->in);
+        $order = [];
+        $this->worker->run(function () use (&$order): string {
+            Zeno::defer(function () use (&$order): void {
+                $order[] = 'deferred';
+                Zeno::log('info', 'after the response');
+            });
+            Zeno::defer(function (): void {
+                throw new \RuntimeException('deferred failure');
+            });
+            Zeno::defer(function () use (&$order): void {
+                $order[] = 'still runs';
+            });
+            $order[] = 'handler';
+            return 'body';
+        });
+        $types = array_map(static fn (array $m) => $m['type'], $this->sent());
+        $this->assertSame(['ready', 'response', 'log', 'log', 'done'], $types);
+        [, $response, $log, $error, $done] = $this->sent();
+        $this->assertTrue($response['terminating']);
+        $this->assertSame('body', $response['body']);
+        $this->assertSame('r-9', $log['request']);
+        $this->assertStringContainsString('deferred failure', $error['message']);
+        $this->assertSame(['type' => 'done', 'id' => 'r-9'], $done);
+        $this->assertSame(['handler', 'deferred', 'still runs'], $order);
+    }
+
+    public function testWithoutDeferredWorkThereIsNoDone(): void
+    {
+        fwrite($this->in, json_encode($this->request()) . "\n");
+        rewind($this->in);
+        $this->worker->run(fn () => 'plain');
+        $sent = $this->sent();
+        $this->assertSame(['ready', 'response'], array_map(static fn (array $m) => $m['type'], $sent));
+        $this->assertArrayNotHasKey('terminating', $sent[1]);
+    }
+
     public function testArrayResultIsJson(): void
     {
         $response = $this->worker->handle($this->request(), fn () => ['a' => 1, 'b' => [true, null]]);

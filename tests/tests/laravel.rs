@@ -238,6 +238,7 @@ async fn no_state_leaks_between_requests() {
         "modified": false,
         "notes": ["committed"],
         "instance": false,
+        "scoped": false,
         "shared": null,
         "marker": null,
         "url": server.url("/_leak/read"),
