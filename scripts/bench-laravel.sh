@@ -84,23 +84,11 @@ server() { # port fpm_port
     }
 CONF
 }
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx;
-    fastcgi_temp_path $work/nginx;
-    proxy_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx;
-    scgi_temp_path $work/nginx;
+nginx_conf "$(cat <<CONF
 $(server "$nginx_port" "$fpm_port")
 $(server "$nginx_persistent_port" "$fpm_persistent_port")
-}
 CONF
+)" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 

@@ -29,3 +29,23 @@ measure() {
 fpm_binary() {
     command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* | head -n1
 }
+
+# The start of an nginx.conf that keeps everything under $work: pass the server blocks.
+nginx_conf() {
+    cat <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+$1
+}
+CONF
+}

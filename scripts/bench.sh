@@ -54,19 +54,7 @@ CONF
 "$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
 pids+=($!)
 mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx;
-    fastcgi_temp_path $work/nginx;
-    proxy_temp_path $work/nginx;
-    uwsgi_temp_path $work/nginx;
-    scgi_temp_path $work/nginx;
+nginx_conf "$(cat <<CONF
     server {
         listen 127.0.0.1:$nginx_port;
         location / {
@@ -80,8 +68,8 @@ http {
             fastcgi_pass 127.0.0.1:$fpm_port;
         }
     }
-}
 CONF
+)" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
 wait_http "http://127.0.0.1:$nginx_port/?name=bench"

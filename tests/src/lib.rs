@@ -8,6 +8,27 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// An HTTP client for the tests: a generous timeout, so a hung server fails the test instead of
+/// stalling it.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// The PostgreSQL database the tests use (`scripts/services.sh` creates it).
+pub fn pg_url() -> String {
+    std::env::var("ZENO_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://zeno:zeno@127.0.0.1:5432/zeno_test".into())
+}
+
+/// The MariaDB database the tests use (`scripts/services.sh` creates it).
+pub fn my_url() -> String {
+    std::env::var("ZENO_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://zeno:zeno@127.0.0.1:3306/zeno_test".into())
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -4,24 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use zeno_e2e::{fixture, Server};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn pg_url() -> String {
-    std::env::var("ZENO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://zeno:zeno@127.0.0.1:5432/zeno_test".into())
-}
-
-fn my_url() -> String {
-    std::env::var("ZENO_TEST_MYSQL")
-        .unwrap_or_else(|_| "mysql://zeno:zeno@127.0.0.1:3306/zeno_test".into())
-}
+use zeno_e2e::{client, fixture, my_url, pg_url, Server};
 
 async fn get(server: &Server, path: &str) -> (u16, Value) {
     let response = client().get(server.url(path)).send().await.expect("send");

@@ -6,12 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zeno_e2e::{fixture, Server};
-
-fn pg_url() -> String {
-    std::env::var("ZENO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://zeno:zeno@127.0.0.1:5432/zeno_test".into())
-}
+use zeno_e2e::{fixture, pg_url, Server};
 
 fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")

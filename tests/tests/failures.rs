@@ -4,14 +4,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use zeno_e2e::{fixture, process_alive, Server};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
+use zeno_e2e::{client, fixture, process_alive, Server};
 
 async fn get(server: &Server, path: &str) -> reqwest::Response {
     client().get(server.url(path)).send().await.expect("send")

@@ -7,24 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zeno_e2e::{fixture, LaravelApp, Server};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn pg_url() -> String {
-    std::env::var("ZENO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://zeno:zeno@127.0.0.1:5432/zeno_test".into())
-}
-
-fn my_url() -> String {
-    std::env::var("ZENO_TEST_MYSQL")
-        .unwrap_or_else(|_| "mysql://zeno:zeno@127.0.0.1:3306/zeno_test".into())
-}
+use zeno_e2e::{client, fixture, my_url, pg_url, LaravelApp, Server};
 
 async fn get_json(server: &Server, path: &str) -> Value {
     let response = client().get(server.url(path)).send().await.expect("send");
@@ -145,29 +128,31 @@ async fn sqlite_behaves_as_native_pdo_sqlite() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// `zeno artisan APP --db default=URL -- ARGS`, its output; panics with it unless it succeeded
+/// (when `must_succeed`).
+fn artisan(app: &LaravelApp, url: &str, args: &[&str], must_succeed: bool) -> std::process::Output {
+    let output = Command::new(zeno_e2e::zeno_bin())
+        .arg("artisan")
+        .arg(&app.dir)
+        .args(["--db", &format!("default={url}"), "--"])
+        .args(args)
+        .output()
+        .expect("zeno artisan");
+    assert!(
+        !must_succeed || output.status.success(),
+        "zeno artisan {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// An app on a fresh SQLite file, migrated through `zeno artisan`, served with `workers`.
 fn serve_sqlite(app: &LaravelApp, workers: &str, extra: &[&str]) -> (Server, String) {
     let db = app.dir.join("database/test.sqlite");
     std::fs::write(&db, b"").expect("create sqlite file");
     let url = format!("sqlite://{}", db.display());
-    let output = Command::new(zeno_e2e::zeno_bin())
-        .arg("artisan")
-        .arg(&app.dir)
-        .args([
-            "--db",
-            &format!("default={url}"),
-            "--",
-            "migrate",
-            "--force",
-        ])
-        .output()
-        .expect("zeno artisan");
-    assert!(
-        output.status.success(),
-        "migrate through zeno artisan: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    artisan(app, &url, &["migrate", "--force"], true);
     let server = Server::bare()
         .arg("--laravel")
         .arg(app.dir.display().to_string())
@@ -447,19 +432,7 @@ async fn hammer(server: &Server, paths: &[&str], count: usize) {
 async fn ten_thousand_requests_grow_a_worker_by_less_than_10_mb() {
     let app = LaravelApp::copy("memory");
     let (server, url) = serve_sqlite(&app, "1", &["--admin", "127.0.0.1:0"]);
-    let seeded = Command::new(zeno_e2e::zeno_bin())
-        .arg("artisan")
-        .arg(&app.dir)
-        .args([
-            "--db",
-            &format!("default={url}"),
-            "--",
-            "db:seed",
-            "--force",
-        ])
-        .output()
-        .expect("seed");
-    assert!(seeded.status.success());
+    artisan(&app, &url, &["db:seed", "--force"], true);
     let admin = server.admin_addr();
     let paths = ["/", "/db", "/posts?page=2", "/posts.json"];
     hammer(&server, &paths, 500).await;
@@ -484,16 +457,8 @@ fn artisan_reports_output_and_exit_codes() {
     let app = LaravelApp::copy("artisan");
     let db = app.dir.join("database/artisan.sqlite");
     std::fs::write(&db, b"").expect("create");
-    let url = format!("default=sqlite://{}", db.display());
-    let run = |args: &[&str]| {
-        Command::new(zeno_e2e::zeno_bin())
-            .arg("artisan")
-            .arg(&app.dir)
-            .args(["--db", &url, "--"])
-            .args(args)
-            .output()
-            .expect("zeno artisan")
-    };
+    let url = format!("sqlite://{}", db.display());
+    let run = |args: &[&str]| artisan(&app, &url, args, false);
     let migrated = run(&["migrate", "--force", "--seed"]);
     assert!(migrated.status.success());
     assert!(String::from_utf8_lossy(&migrated.stdout).contains("Migrated:"));
@@ -613,25 +578,7 @@ fn bad_apps_are_clear_errors() {
 /// through `zeno artisan`, then its pages, its JSON paginator and its transactional POST.
 async fn example_app_on(url: &str, tag: &str) {
     let app = LaravelApp::copy(tag);
-    let output = Command::new(zeno_e2e::zeno_bin())
-        .arg("artisan")
-        .arg(&app.dir)
-        .args([
-            "--db",
-            &format!("default={url}"),
-            "--",
-            "migrate",
-            "--force",
-            "--seed",
-        ])
-        .output()
-        .expect("zeno artisan");
-    assert!(
-        output.status.success(),
-        "{tag}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    artisan(&app, url, &["migrate", "--force", "--seed"], true);
     let server = Server::bare()
         .arg("--laravel")
         .arg(app.dir.display().to_string())

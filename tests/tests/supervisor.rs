@@ -8,14 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use zeno_e2e::{fixture, process_alive, zeno_bin, Server};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
+use zeno_e2e::{client, fixture, process_alive, zeno_bin, Server};
 
 async fn pid_of(server: &Server) -> u64 {
     let response = client().get(server.url("/pid")).send().await.expect("send");
