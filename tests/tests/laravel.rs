@@ -290,7 +290,9 @@ async fn response_goes_out_before_terminate_and_logs_reach_the_host() {
 async fn public_files_are_served_by_the_host() {
     let app = LaravelApp::copy("static");
     std::fs::write(app.dir.join("public/.env"), "SECRET=1").expect("write");
-    let (server, _) = serve_sqlite(&app, "1", &[]);
+    let (server, _) = serve_sqlite(&app, "1", &["--admin", "127.0.0.1:0"]);
+    let admin = server.admin_addr();
+    let (_, before) = worker_rss(&server, &admin).await;
     let response = client()
         .get(server.url("/css/app.css"))
         .send()
@@ -309,6 +311,8 @@ async fn public_files_are_served_by_the_host() {
         .await
         .expect("send");
     assert_eq!(robots.status(), 200);
+    let (_, after) = worker_rss(&server, &admin).await;
+    assert_eq!(after, before, "static files never reach a PHP worker");
     for path in ["/index.php", "/.env", "/missing.css", "/../config/app.php"] {
         let response = client().get(server.url(path)).send().await.expect("send");
         assert_eq!(response.status(), 404, "{path} is Laravel's 404");
