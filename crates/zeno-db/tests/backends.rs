@@ -629,3 +629,31 @@ async fn statement_timeout_stops_long_queries() {
         }
     }
 }
+
+/// A pooled connection the server dropped while it sat idle ("MySQL server has gone away"
+/// after `wait_timeout`, a PostgreSQL backend terminated by an admin) is noticed and replaced:
+/// the next query succeeds instead of failing on the dead connection.
+#[tokio::test]
+async fn a_connection_the_server_killed_is_replaced_before_use() {
+    for (url, id_sql, kill) in [
+        (my_url(), "select connection_id() as id", "kill ?"),
+        (
+            pg_url(),
+            "select pg_backend_pid() as id",
+            "select pg_terminate_backend(?::int)",
+        ),
+    ] {
+        let mut config = ConnectionConfig::new(&url);
+        config.max_connections = 1;
+        let db = dbs_with(config);
+        let first = q(&db, "", id_sql, json!([])).await;
+        let id = first["rows"][0]["id"].as_i64().expect("connection id");
+        // Another client ends that connection from the server's side.
+        let admin = dbs(&url);
+        q(&admin, "", kill, json!([id])).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let again = q(&db, "", id_sql, json!([])).await;
+        let new_id = again["rows"][0]["id"].as_i64().expect("connection id");
+        assert_ne!(new_id, id, "{url}: a new connection serves the query");
+    }
+}
