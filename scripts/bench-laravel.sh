@@ -8,30 +8,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 app=$root/examples/laravel
-duration=${BENCH_DURATION:-8s}
-connections=${BENCH_CONNECTIONS:-16}
-workers=${BENCH_WORKERS:-4}
 zeno_port=18191
 nginx_port=18192
 nginx_persistent_port=18193
 fpm_port=18194
 fpm_persistent_port=18195
-work=$(mktemp -d /tmp/zeno-bench-laravel.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
 source scripts/bench-lib.sh
 
 scripts/bench-db.sh
-db_url="postgres://zeno_bench:zeno_bench@127.0.0.1:5432/zeno_bench"
-# Sessions in memory for both, so neither pays for session files.
 ./target/release/zeno artisan "$app" --db "default=$db_url" -- migrate --force --seed >/dev/null
 
 # --- zeno ---------------------------------------------------------------------------------
+# Sessions in memory for both, so neither pays for session files.
 ZENO_WORKERS__ENV__SESSION_DRIVER=array \
     ./target/release/zeno serve --laravel "$app" --workers "$workers" --db "default=$db_url" \
     --listen "127.0.0.1:$zeno_port" --log-format json 2>"$work/zeno.log" &

@@ -1,4 +1,20 @@
-# Helpers shared by the bench scripts (sourced; expects $connections and $duration).
+# What the bench scripts share (sourced from the repository root): the load settings, a work
+# directory, the processes to stop on exit, and helpers.
+#   BENCH_DURATION (default 8s), BENCH_CONNECTIONS (16), BENCH_WORKERS (4), BENCH_KEEP (keep $work)
+
+duration=${BENCH_DURATION:-8s}
+connections=${BENCH_CONNECTIONS:-16}
+workers=${BENCH_WORKERS:-4}
+# The SCRAM-authenticated database scripts/bench-db.sh sets up.
+db_url="postgres://zeno_bench:zeno_bench@127.0.0.1:5432/zeno_bench"
+work=$(mktemp -d /tmp/zeno-bench.XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
 
 wait_http() {
     for _ in $(seq 1 100); do

@@ -6,27 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-duration=${BENCH_DURATION:-8s}
-connections=${BENCH_CONNECTIONS:-16}
-workers=${BENCH_WORKERS:-4}
 zeno_port=18181
 nginx_port=18182
 fpm_port=18183
 zeno_db_port=18184
-work=$(mktemp -d /tmp/zeno-bench.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
 source scripts/bench-lib.sh
 
 # --- zeno -------------------------------------------------------------------------------
 scripts/bench-db.sh
-db_url="postgres://zeno_bench:zeno_bench@127.0.0.1:5432/zeno_bench"
 ZENO_WORKERS__ENV__BENCH_PDO_DSN="pgsql:host=127.0.0.1;port=5432;dbname=zeno_bench" \
     ./target/release/zeno serve --worker bench/db-handler.php --workers "$workers" \
     --listen "127.0.0.1:$zeno_db_port" --db "default=$db_url" --log-format json 2>"$work/zeno-db.log" &

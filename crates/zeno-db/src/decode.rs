@@ -124,28 +124,45 @@ fn uuid_text(raw: &[u8]) -> Option<String> {
     ))
 }
 
-/// Decodes PostgreSQL rows; returns (rows, columns).
-pub(crate) fn pg_rows(rows: &[PgRow]) -> (Vec<Value>, Vec<Value>) {
+/// Rows as JSON objects, columns in order, and the `columns` list. `binary[i]` says column
+/// `i` travels as base64; `value` decodes one value.
+fn assemble<R: sqlx::Row>(
+    rows: &[R],
+    binary: &[bool],
+    value: impl Fn(&R, usize, &str) -> Value,
+) -> (Vec<Value>, Vec<Value>) {
     let Some(first) = rows.first() else {
         return (Vec::new(), Vec::new());
     };
-    let columns: Vec<Value> = first
+    let columns = first
         .columns()
         .iter()
-        .map(|c| {
-            let name = c.type_info().name().to_owned();
-            column(c.name(), &name, name == "BYTEA")
+        .enumerate()
+        .map(|(i, c)| column(c.name(), c.type_info().name(), binary[i]))
+        .collect();
+    let out = rows
+        .iter()
+        .map(|row| {
+            let mut object = Map::new();
+            for (i, col) in row.columns().iter().enumerate() {
+                object.insert(col.name().to_owned(), value(row, i, col.type_info().name()));
+            }
+            Value::Object(object)
         })
         .collect();
-    let out = rows.iter().map(|row| {
-        let mut object = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            let value = pg_value(row, i, col.type_info().name());
-            object.insert(col.name().to_owned(), value);
-        }
-        Value::Object(object)
+    (out, columns)
+}
+
+/// Decodes PostgreSQL rows; returns (rows, columns).
+pub(crate) fn pg_rows(rows: &[PgRow]) -> (Vec<Value>, Vec<Value>) {
+    let binary: Vec<bool> = rows.first().map_or_else(Vec::new, |first| {
+        first
+            .columns()
+            .iter()
+            .map(|c| c.type_info().name() == "BYTEA")
+            .collect()
     });
-    (out.collect(), columns)
+    assemble(rows, &binary, pg_value)
 }
 
 fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Value {
@@ -254,23 +271,9 @@ pub(crate) fn mysql_rows(rows: &[MySqlRow]) -> (Vec<Value>, Vec<Value>) {
                 })
         })
         .collect();
-    let columns: Vec<Value> = first
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| column(c.name(), c.type_info().name(), binary[i]))
-        .collect();
-    let out = rows.iter().map(|row| {
-        let mut object = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            object.insert(
-                col.name().to_owned(),
-                mysql_value(row, i, col.type_info().name(), binary[i]),
-            );
-        }
-        Value::Object(object)
-    });
-    (out.collect(), columns)
+    assemble(rows, &binary, |row, i, type_name| {
+        mysql_value(row, i, type_name, binary[i])
+    })
 }
 
 fn is_mysql_binary(type_name: &str) -> bool {
@@ -365,35 +368,21 @@ pub(crate) fn sqlite_rows(rows: &[SqliteRow]) -> (Vec<Value>, Vec<Value>) {
             })
         })
         .collect();
-    let columns: Vec<Value> = first
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| column(c.name(), c.type_info().name(), binary[i]))
-        .collect();
-    let out = rows.iter().map(|row| {
-        let mut object = Map::new();
-        for (i, col) in row.columns().iter().enumerate() {
-            let value = match row.try_get_raw(i) {
-                Ok(raw) if !raw.is_null() => match raw.type_info().name() {
-                    "INTEGER" => row.try_get_unchecked::<i64, _>(i).ok().map(Value::from),
-                    "REAL" => row.try_get_unchecked::<f64, _>(i).ok().map(float),
-                    _ => row.try_get_unchecked::<Vec<u8>, _>(i).ok().map(|b| {
-                        if binary[i] {
-                            Value::String(B64.encode(b))
-                        } else {
-                            Value::String(String::from_utf8_lossy(&b).into_owned())
-                        }
-                    }),
+    assemble(rows, &binary, |row, i, _| match row.try_get_raw(i) {
+        Ok(raw) if !raw.is_null() => match raw.type_info().name() {
+            "INTEGER" => row.try_get_unchecked::<i64, _>(i).ok().map(Value::from),
+            "REAL" => row.try_get_unchecked::<f64, _>(i).ok().map(float),
+            _ => row.try_get_unchecked::<Vec<u8>, _>(i).ok().map(|b| {
+                if binary[i] {
+                    Value::String(B64.encode(b))
+                } else {
+                    Value::String(String::from_utf8_lossy(&b).into_owned())
                 }
-                .unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
-            object.insert(col.name().to_owned(), value);
+            }),
         }
-        Value::Object(object)
-    });
-    (out.collect(), columns)
+        .unwrap_or(Value::Null),
+        _ => Value::Null,
+    })
 }
 
 #[cfg(test)]

@@ -226,6 +226,14 @@ impl std::fmt::Debug for Databases {
     }
 }
 
+/// The `sql` parameter of a `db_*` call.
+fn sql_param<'a>(params: &'a Value, function: &str) -> Result<&'a str, DbError> {
+    params
+        .get("sql")
+        .and_then(Value::as_str)
+        .ok_or_else(|| DbError::Invalid(format!("{function} needs a string `sql`")))
+}
+
 /// Replaces the password in a URL with `***` for logs and error messages.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -305,13 +313,10 @@ impl Databases {
     /// `db_query {connection?, sql, params?, mode?}`.
     pub async fn query(&self, request: &str, params: &Value) -> Result<Value, DbError> {
         let conn = self.connection(params)?;
-        let sql = params
-            .get("sql")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DbError::Invalid("db_query needs a string `sql`".into()))?;
-        let binds = match params.get("params") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(values)) => values.clone(),
+        let sql = sql_param(params, "db_query")?;
+        let binds: &[Value] = match params.get("params") {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(values)) => values,
             Some(Value::Object(_)) => return Err(DbError::Invalid(
                 "named parameters are not supported: pass `params` as a list for ? placeholders"
                     .into(),
@@ -333,14 +338,8 @@ impl Databases {
         let state = requests.entry(request.to_owned()).or_default();
         if let Some(mut tx) = state.transactions.remove(&conn.name) {
             drop(requests);
-            let result = exec::query_tx(&conn, &mut tx, sql, &binds).await;
-            self.requests
-                .lock()
-                .await
-                .entry(request.to_owned())
-                .or_default()
-                .transactions
-                .insert(conn.name.clone(), tx);
+            let result = exec::query_tx(&conn, &mut tx, sql, binds).await;
+            self.put_tx(request, &conn.name, tx).await;
             return result.map(QueryOutput::into_json);
         }
         let sticky_write = conn.config.sticky && state.wrote.contains(&conn.name);
@@ -358,7 +357,7 @@ impl Databases {
         } else {
             &conn.write
         };
-        exec::query_pool(&conn, pool, sql, &binds)
+        exec::query_pool(&conn, pool, sql, binds)
             .await
             .map(QueryOutput::into_json)
     }
@@ -367,10 +366,7 @@ impl Databases {
     /// control, statements MySQL cannot prepare. Runs in the request's transaction if any.
     pub async fn exec(&self, request: &str, params: &Value) -> Result<Value, DbError> {
         let conn = self.connection(params)?;
-        let sql = params
-            .get("sql")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DbError::Invalid("db_exec needs a string `sql`".into()))?;
+        let sql = sql_param(params, "db_exec")?;
         let mut requests = self.requests.lock().await;
         let state = requests.entry(request.to_owned()).or_default();
         state.wrote.insert(conn.name.clone());
@@ -382,13 +378,7 @@ impl Databases {
         match tx {
             Some(mut tx) => {
                 let result = exec::exec_tx(&conn, &mut tx, sql).await;
-                self.requests
-                    .lock()
-                    .await
-                    .entry(request.to_owned())
-                    .or_default()
-                    .transactions
-                    .insert(conn.name.clone(), tx);
+                self.put_tx(request, &conn.name, tx).await;
                 result
             }
             None => exec::exec_pool(&conn, &conn.write, sql).await,
@@ -438,6 +428,17 @@ impl Databases {
         let tx = self.take_tx(request, &conn.name).await?;
         tx.rollback().await.map_err(|e| exec::error(&conn, e))?;
         Ok(json!(true))
+    }
+
+    /// Gives a request its pinned transaction back after a statement ran on it.
+    async fn put_tx(&self, request: &str, name: &str, tx: AnyTx) {
+        self.requests
+            .lock()
+            .await
+            .entry(request.to_owned())
+            .or_default()
+            .transactions
+            .insert(name.to_owned(), tx);
     }
 
     async fn take_tx(&self, request: &str, name: &str) -> Result<AnyTx, DbError> {

@@ -75,9 +75,12 @@ final class Rows
         $sign = $value < 0 ? '-' : '';
         // var_export gives the shortest text that reads back exactly; take its digits and
         // decimal exponent, then lay them out as PostgreSQL does.
-        $precision = ini_set('serialize_precision', '-1');
+        $precision = ini_get('serialize_precision');
+        if ($precision !== '-1') {
+            ini_set('serialize_precision', '-1');
+        }
         $text = strtolower(var_export(abs($value), true));
-        if ($precision !== false) {
+        if ($precision !== '-1' && $precision !== false) {
             ini_set('serialize_precision', $precision);
         }
         $exponent = 0;

@@ -39,13 +39,14 @@ final class HttpWorker
         chdir($app->publicPath());
         $kernel = $app->make(HttpKernel::class);
         $kernel->bootstrap();
+        // As Request::capture() does; a process-wide flag, so once.
+        SymfonyRequest::enableHttpMethodParameterOverride();
         return new self($app, $kernel, StateReset::capture($app));
     }
 
     public function __invoke(Request $request): Response
     {
         $laravelRequest = self::laravelRequest();
-        $this->reset->beforeRequest($this->app);
         $response = $this->kernel->handle($laravelRequest);
         $zenoResponse = self::zenoResponse($response);
         Zeno::defer(function () use ($laravelRequest, $response): void {
@@ -61,7 +62,6 @@ final class HttpWorker
     /** The request the runtime put in the superglobals, as Laravel's Request::capture() builds it. */
     private static function laravelRequest(): LaravelRequest
     {
-        SymfonyRequest::enableHttpMethodParameterOverride();
         $request = LaravelRequest::createFromBase(SymfonyRequest::createFromGlobals());
         // The host wrote the uploads itself, so is_uploaded_file() says no: mark them as
         // trusted, or isValid()/store()/move() would refuse them.

@@ -64,27 +64,20 @@ final class StateReset
         );
     }
 
-    /** Per request, before the kernel runs: nothing a previous request left may be seen. */
-    public function beforeRequest(Application $app): void
-    {
-        Facade::clearResolvedInstance('request');
-        if ($app->resolved('session')) {
-            // A session store reads the request's session into itself: it must be new.
-            $app['session']->forgetDrivers();
-            $app->forgetInstance('session.store');
-        }
-    }
-
     /** Per request, after terminate(). */
     public function afterRequest(Application $app): void
     {
         $config = $app['config'];
-        foreach (array_keys($config->all()) as $key) {
-            if (!array_key_exists($key, $this->config)) {
-                $config->offsetUnset($key);
+        // Unchanged, the repository still holds the very array captured at boot, and this
+        // comparison is a pointer check.
+        if ($config->all() !== $this->config) {
+            foreach (array_keys($config->all()) as $key) {
+                if (!array_key_exists($key, $this->config)) {
+                    $config->offsetUnset($key);
+                }
             }
+            $config->set($this->config);
         }
-        $config->set($this->config);
 
         if ($app->resolved('db')) {
             foreach ($app['db']->getConnections() as $connection) {
