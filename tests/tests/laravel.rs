@@ -650,3 +650,32 @@ async fn the_example_app_runs_on_postgres() {
 async fn the_example_app_runs_on_mariadb() {
     example_app_on(&my_url(), "exmy").await;
 }
+
+/// A `zeno_proxy` connection that names a database the host does not have is a clear error
+/// (Laravel's 500, the message in the log naming the connections there are), not a hang.
+#[tokio::test]
+async fn an_unknown_host_connection_is_a_clear_error() {
+    let app = LaravelApp::copy("unknown");
+    let server = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1"])
+        .env("ZENO_WORKERS__ENV__ZENO_DB_CONNECTION", "nope")
+        .start();
+    let response = client()
+        .get(server.url("/db"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 500);
+    let line = server
+        .wait_for_log("no database connection 'nope'", Duration::from_secs(5))
+        .expect("the error is logged");
+    assert!(
+        line.contains("default"),
+        "it names the connections there are: {line}"
+    );
+    let response = client().get(server.url("/")).send().await.expect("send");
+    assert_eq!(response.status(), 200);
+}
