@@ -70,11 +70,27 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// Waits up to `timeout` for `condition` to hold, checking every 10 ms; whether it did. For
+/// conditions the test can observe (a file gone, a process exited), never a guessed delay.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// What to start.
 pub struct ServerBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
+    run_as: Option<(u32, u32)>,
 }
 
 impl ServerBuilder {
@@ -102,6 +118,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs zeno itself as this user and group (the tests must run as root).
+    pub fn run_as(mut self, uid: u32, gid: u32) -> Self {
+        self.run_as = Some((uid, gid));
+        self
+    }
+
     /// Starts the server and waits until it listens; panics with its log if it does not.
     pub fn start(self) -> Server {
         match self.try_start() {
@@ -125,6 +147,10 @@ impl ServerBuilder {
         }
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
+        }
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt as _;
+            cmd.uid(uid).gid(gid);
         }
         let mut child = cmd.spawn().expect("spawn zeno");
         let stderr = child.stderr.take().expect("stderr");
@@ -171,6 +197,7 @@ impl Server {
             args: vec!["--worker".into(), handler.display().to_string()],
             env: Vec::new(),
             cwd: None,
+            run_as: None,
         }
     }
 
@@ -180,6 +207,7 @@ impl Server {
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,
+            run_as: None,
         }
     }
 

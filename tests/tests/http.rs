@@ -174,11 +174,12 @@ async fn multipart_form_fills_post_and_files_and_cleans_up() {
         seen["input"], "",
         "php://input is empty for multipart, as under PHP-FPM"
     );
-    // The host deletes the temp files once the response is out.
+    // The host deletes the temp files once PHP is done with the request.
     for path in [&avatar["tmp_name"]["path"], &docs["tmp_name"][1]["path"]] {
         let path = path.as_str().expect("path");
         assert!(
-            !std::path::Path::new(path).exists(),
+            zeno_e2e::wait_until(Duration::from_secs(5), || !std::path::Path::new(path)
+                .exists()),
             "{path} must be deleted"
         );
     }

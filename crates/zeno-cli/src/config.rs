@@ -93,6 +93,16 @@ pub struct ServerConfig {
     pub max_body: Size,
     pub max_header: Size,
     pub shutdown_grace: Dur,
+    /// A client that has not sent complete headers by then is disconnected (0: never).
+    pub header_timeout: Dur,
+    /// Longest wait for the next chunk of a request body: 408 past it.
+    pub body_timeout: Dur,
+    /// An idle keep-alive connection is closed after this long (0: only header_timeout).
+    pub keepalive_timeout: Dur,
+    /// Most connections at once; past it new ones wait until one closes.
+    pub max_connections: usize,
+    /// Pass header names containing `_` to PHP (nginx's `underscores_in_headers`).
+    pub underscores_in_headers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +125,10 @@ pub struct WorkersConfig {
     pub env_allowlist: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub ini: BTreeMap<String, String>,
+    /// The user workers run as (a name or a numeric id); the host must run as root.
+    pub user: Option<String>,
+    /// The group workers run as; by default the user's primary group.
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +167,11 @@ impl Default for ServerConfig {
             max_body: Size(16 * 1024 * 1024),
             max_header: Size(64 * 1024),
             shutdown_grace: Dur(Duration::from_secs(30)),
+            header_timeout: Dur(Duration::from_secs(30)),
+            body_timeout: Dur(Duration::from_secs(30)),
+            keepalive_timeout: Dur(Duration::from_secs(15)),
+            max_connections: 10_000,
+            underscores_in_headers: false,
         }
     }
 }
@@ -180,6 +199,8 @@ impl Default for WorkersConfig {
                 .collect(),
             env: BTreeMap::new(),
             ini: BTreeMap::new(),
+            user: None,
+            group: None,
         }
     }
 }
@@ -352,9 +373,12 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
         };
     }
     let value = if path.first().is_some_and(|s| s == "workers")
-        && path.get(1).is_some_and(|s| s == "env" || s == "ini")
+        && path
+            .get(1)
+            .is_some_and(|s| s == "env" || s == "ini" || s == "user" || s == "group")
     {
-        // Environment and ini values are strings whatever they look like.
+        // Environment and ini values, and user and group names, are strings whatever they
+        // look like (ZENO_WORKERS__USER=1000 is a uid).
         toml::Value::String(value.to_owned())
     } else {
         env_value(value)

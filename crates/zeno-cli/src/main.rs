@@ -2,6 +2,7 @@
 //! configuration, installs logging, handles signals and serves.
 
 mod config;
+mod security;
 mod workers;
 
 use std::io::IsTerminal as _;
@@ -128,34 +129,57 @@ fn main() -> anyhow::Result<()> {
         Command::Workers(args) => workers::print(&args.admin, args.json),
         Command::Artisan(args) => {
             let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-            add_db_flags(&mut config, args.db)?;
+            let exposed = add_db_flags(&mut config, args.db)?;
             config.log.format = LogFormat::Text;
             if config.log.level == "info" {
                 // The command's own output is what the user wants to read.
                 config.log.level = "warn".into();
             }
             init_tracing(&config.log)?;
+            start_hardened(&exposed);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            let code = runtime.block_on(artisan(config, args.app, args.argv, args.timeout.0))?;
+            let code = runtime.block_on(artisan(
+                config,
+                args.config,
+                args.app,
+                args.argv,
+                args.timeout.0,
+            ))?;
             std::process::exit(code);
         }
         Command::Serve(args) => {
-            let config = resolve(*args)?;
+            let config_file = args.config.clone();
+            let (config, exposed) = resolve(*args)?;
             init_tracing(&config.log)?;
+            start_hardened(&exposed);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, config_file))
         }
     }
 }
 
-/// Merges the config file, the environment and the flags (flags win).
-fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+/// Hardens the process before anything else runs, and warns about `--db` flags whose
+/// passwords anyone on the machine can read in the process list.
+fn start_hardened(exposed: &[String]) {
+    security::harden_process();
+    for name in exposed {
+        tracing::warn!(
+            db = %name,
+            "the --db {name}=… flag carries a password, which every user of this machine can read in the process list (ps, /proc/<pid>/cmdline); use ZENO_DB_{} or the config file's [db] section instead",
+            name.to_ascii_uppercase()
+        );
+    }
+}
+
+/// Merges the config file, the environment and the flags (flags win). Also returns the names
+/// of `--db` flags that carry a password.
+fn resolve(args: ServeArgs) -> anyhow::Result<(Config, Vec<String>)> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
     if let Some(worker) = args.worker {
         config.workers.handler = Some(worker);
@@ -171,7 +195,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if let Some(workers) = args.workers {
         config.workers.count = workers;
     }
-    add_db_flags(&mut config, args.db)?;
+    let exposed = add_db_flags(&mut config, args.db)?;
     if let Some(v) = args.exec_timeout {
         config.workers.exec_timeout = v;
     }
@@ -199,17 +223,25 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
     if config.workers.count == 0 {
         bail!("workers must be at least 1");
     }
-    Ok(config)
+    if config.server.max_connections == 0 {
+        bail!("server.max_connections must be at least 1");
+    }
+    Ok((config, exposed))
 }
 
-/// Applies `--db NAME=URL` flags over the configured connections.
-fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<()> {
+/// Applies `--db NAME=URL` flags over the configured connections; returns the names of those
+/// whose URL carries a password.
+fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let mut exposed = Vec::new();
     for db in flags {
         let Some((name, url)) = db.split_once('=') else {
             bail!("--db expects NAME=URL, got {db:?}");
         };
         if name.is_empty() || url.is_empty() {
             bail!("--db expects NAME=URL, got {db:?}");
+        }
+        if security::url_has_password(url) {
+            exposed.push(name.to_owned());
         }
         let entry = match config.db.remove(name) {
             Some(config::DbEntry::Full(mut table)) => {
@@ -220,7 +252,7 @@ fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<()> {
         };
         config.db.insert(name.to_owned(), entry);
     }
-    Ok(())
+    Ok(exposed)
 }
 
 fn init_tracing(log: &config::LogConfig) -> anyhow::Result<()> {
@@ -244,7 +276,7 @@ fn init_tracing(log: &config::LogConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let (base, target, static_dir) = match (&config.workers.laravel, &config.workers.handler) {
         (Some(app), _) => (
             zeno_host::HostBuilder::laravel(app),
@@ -256,7 +288,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             "nothing to serve: pass --worker HANDLER.php or --laravel APP_DIR (or set workers.handler / workers.laravel in zeno.toml)"
         ),
     };
-    let builder = configure(&config, base)?;
+    let builder = configure(&config, config_file.as_deref(), base)?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
@@ -297,6 +329,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .context("server.max_header is too large")?,
         shutdown_grace: config.server.shutdown_grace.0,
         static_dir,
+        header_timeout: nonzero(config.server.header_timeout.0),
+        body_timeout: config.server.body_timeout.0,
+        keepalive_timeout: nonzero(config.server.keepalive_timeout.0),
+        max_connections: config.server.max_connections,
+        underscores_in_headers: config.server.underscores_in_headers,
     };
     zeno_http::serve(host.clone(), listener, http, draining).await?;
     host.shutdown().await;
@@ -305,12 +342,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the configuration's worker, scope and database settings to a host builder.
+/// A duration where zero means "no limit".
+fn nonzero(duration: std::time::Duration) -> Option<std::time::Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// Applies the configuration's worker, scope and database settings to a host builder, and the
+/// user workers run as.
 fn configure(
     config: &Config,
+    config_file: Option<&std::path::Path>,
     base: zeno_host::HostBuilder,
 ) -> anyhow::Result<zeno_host::HostBuilder> {
     let w = &config.workers;
+    let credentials = security::worker_credentials(w)?;
+    if let Some(path) = config_file {
+        security::check_config_file(path, credentials);
+    }
     let mut builder = base
         .php_binary(&w.php)
         .workers(w.count)
@@ -350,22 +398,30 @@ fn configure(
     if let Ok(dir) = std::env::var("ZENO_PHP_CLIENT_DIR") {
         builder = builder.runtime_dir(dir);
     }
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(credentials);
+    }
     Ok(builder)
 }
 
 /// `zeno artisan`: one worker, one task, the command's output on stdout; returns its exit code.
 async fn artisan(
     config: Config,
+    config_file: Option<PathBuf>,
     app: PathBuf,
     argv: Vec<String>,
     timeout: std::time::Duration,
 ) -> anyhow::Result<i32> {
-    let host = configure(&config, zeno_host::HostBuilder::artisan(&app))?
-        .workers(1)
-        .exec_timeout(timeout)
-        .build()
-        .await
-        .with_context(|| format!("starting a worker for {}", app.display()))?;
+    let host = configure(
+        &config,
+        config_file.as_deref(),
+        zeno_host::HostBuilder::artisan(&app),
+    )?
+    .workers(1)
+    .exec_timeout(timeout)
+    .build()
+    .await
+    .with_context(|| format!("starting a worker for {}", app.display()))?;
     let task = serde_json::json!({ "argv": argv, "decorated": std::io::stdout().is_terminal() });
     let result = host.dispatch(zeno_host::Dispatch::task(task)).await;
     host.shutdown().await;

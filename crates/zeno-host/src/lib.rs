@@ -31,6 +31,8 @@ use serde_json::{Map, Value};
 use zeno_protocol::{HostCall, HostResult, HttpRequest, Request, RequestKind};
 use zeno_worker::{HostCalls, WorkerConfig};
 
+pub use zeno_worker::Credentials;
+
 pub use functions::{CallContext, CallError, CallFuture, Registry};
 pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError};
 pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
@@ -82,6 +84,7 @@ pub struct HostBuilder {
     max_host_call: usize,
     app: String,
     databases: Option<Arc<zeno_db::Databases>>,
+    credentials: Option<Credentials>,
 }
 
 impl HostBuilder {
@@ -114,6 +117,7 @@ impl HostBuilder {
             max_host_call: 1024 * 1024,
             app: "handler".into(),
             databases: None,
+            credentials: None,
         }
     }
 
@@ -196,6 +200,13 @@ impl HostBuilder {
         let databases = Arc::new(databases);
         register_db(&mut self.registry, &databases);
         self.databases = Some(databases);
+        self
+    }
+
+    /// Runs the workers as this user and group (the host must run as root). Upload temp files
+    /// are handed to them; the runtime is readable by anyone.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
         self
     }
 
@@ -302,6 +313,7 @@ impl HostBuilder {
             boot_timeout: self.boot_timeout,
             max_line: self.max_line,
             max_host_call: self.max_host_call,
+            credentials: self.credentials,
         };
         let pool_config = zeno_pool::PoolConfig {
             worker,
@@ -321,6 +333,7 @@ impl HostBuilder {
         let pool = zeno_pool::Pool::start(pool_config, calls).await?;
         Ok(Host {
             pool,
+            credentials: self.credentials,
             scope: self.scope,
             next_id: AtomicU64::new(1),
             _runtime: runtime,
@@ -449,11 +462,22 @@ fn register_db(registry: &mut Registry, db: &Arc<zeno_db::Databases>) {
 }
 
 /// Work for PHP: an HTTP request or a task, with the scope values the caller adds.
-#[derive(Debug, Clone)]
 pub struct Dispatch {
     kind: DispatchKind,
     scope: Map<String, Value>,
     id: Option<String>,
+    held: zeno_pool::Held,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("kind", &self.kind)
+            .field("scope", &self.scope)
+            .field("id", &self.id)
+            .field("held", &self.held.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -469,6 +493,7 @@ impl Dispatch {
             kind: DispatchKind::Http(Box::new(request)),
             scope: Map::new(),
             id: None,
+            held: Vec::new(),
         }
     }
 
@@ -478,6 +503,7 @@ impl Dispatch {
             kind: DispatchKind::Task(payload),
             scope: Map::new(),
             id: None,
+            held: Vec::new(),
         }
     }
 
@@ -492,12 +518,21 @@ impl Dispatch {
         self.id = Some(id.into());
         self
     }
+
+    /// Keeps `value` alive until PHP is done with the request — after its response and any
+    /// after-response work (Laravel's `terminate()`, `\Zeno::defer`), or when its worker dies
+    /// — then drops it. Upload temp files are held this way, so deferred code finds them.
+    pub fn hold(mut self, value: impl Send + 'static) -> Self {
+        self.held.push(Box::new(value));
+        self
+    }
 }
 
 /// A running host: workers booted, ready to dispatch.
 #[derive(Debug)]
 pub struct Host {
     pool: zeno_pool::Pool,
+    credentials: Option<Credentials>,
     scope: Map<String, Value>,
     next_id: AtomicU64,
     _runtime: runtime::RuntimeDir,
@@ -539,7 +574,13 @@ impl Host {
                 scope,
             },
         };
-        Ok(self.pool.dispatch(request).await?)
+        Ok(self.pool.dispatch_holding(request, dispatch.held).await?)
+    }
+
+    /// The user and group id workers run as, when the host switches them
+    /// ([`HostBuilder::credentials`]); files handed to PHP must belong to them.
+    pub fn worker_owner(&self) -> Option<(u32, u32)> {
+        self.credentials.map(|c| (c.uid, c.gid))
     }
 
     /// Workers booted and serving now.

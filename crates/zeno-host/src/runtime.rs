@@ -44,15 +44,22 @@ pub(crate) enum RuntimeDir {
 }
 
 impl RuntimeDir {
+    /// Writes the runtime to a fresh temp directory. It holds no secret, so it is readable
+    /// by everyone — workers may run as another user than the host — and writable by no one
+    /// but the host.
     pub(crate) fn unpack() -> std::io::Result<RuntimeDir> {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::Builder::new().prefix("zeno-runtime-").tempdir()?;
         for (path, content) in FILES {
             let target = dir.path().join(path);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent)?;
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
             }
-            std::fs::write(target, content)?;
+            std::fs::write(&target, content)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
         }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         Ok(RuntimeDir::Bundled(dir))
     }
 

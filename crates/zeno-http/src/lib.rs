@@ -1,10 +1,16 @@
 //! Zeno's HTTP front: accepts connections with hyper, turns each request into a protocol
 //! request for a PHP worker, and turns the worker's answer into the HTTP response.
 //!
-//! The host answers `/health` and `/ready` itself. Client-sent `X-Zeno-*` headers are removed
-//! here, at the edge, and the request's scope is added back as `X-Zeno-<Key>` headers, so a
-//! client can never spoof scope. Every input is bounded: headers (431), body (413).
+//! The host answers `/health` and `/ready` itself. Client-sent `X-Zeno-*` headers (and
+//! header names with `_`, which PHP would file under the same `$_SERVER` key) are removed here,
+//! at the edge, and the request's scope is added back as `X-Zeno-<Key>` headers, so a client
+//! can never spoof scope. Every input is bounded: headers in size (431) and time
+//! (`header_timeout`), the body in size (413) and in the time between chunks (408), idle
+//! keep-alive connections in time, and connections in number (`max_connections`).
 
+mod body;
+mod conn;
+mod headers;
 mod mapping;
 mod multipart;
 mod static_files;
@@ -16,16 +22,32 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use zeno_host::Host;
 
-pub use mapping::scope_header_name;
+pub use headers::scope_header_name;
+
+/// The body of every response the front sends: bytes in memory, or a file streamed from disk.
+pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A response body held in memory.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty response body.
+pub(crate) fn empty() -> ResponseBody {
+    full(Bytes::new())
+}
 
 /// Limits and settings of the HTTP front.
 #[derive(Debug, Clone)]
@@ -39,6 +61,22 @@ pub struct HttpConfig {
     /// A directory whose files the host serves itself (a Laravel app's `public/`); requests
     /// for anything else — and always for `.php` files and dotfiles — go to PHP.
     pub static_dir: Option<std::path::PathBuf>,
+    /// Longest a client may take to send a request's headers, counted from when the host
+    /// starts waiting for them (on a kept-alive connection, from the previous response); the
+    /// connection is closed past it. `None`: no limit.
+    pub header_timeout: Option<Duration>,
+    /// Longest wait for the next chunk of a request body; past it the request gets 408.
+    pub body_timeout: Duration,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    /// `None`: kept as long as `header_timeout` allows.
+    pub keepalive_timeout: Option<Duration>,
+    /// Most connections open at once; past it new connections wait in the listen backlog
+    /// until one closes, while the open ones keep being served.
+    pub max_connections: usize,
+    /// Pass header names containing `_` to PHP (nginx's `underscores_in_headers`). Off: they
+    /// are dropped, since PHP files `X_Foo` and `X-Foo` under the same `$_SERVER` key. On, a
+    /// kept name still never shares a key with another header, nor lands on `HTTP_X_ZENO_*`.
+    pub underscores_in_headers: bool,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +86,11 @@ impl Default for HttpConfig {
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
             static_dir: None,
+            header_timeout: Some(Duration::from_secs(30)),
+            body_timeout: Duration::from_secs(30),
+            keepalive_timeout: Some(Duration::from_secs(15)),
+            max_connections: 10_000,
+            underscores_in_headers: false,
         }
     }
 }
@@ -77,7 +120,12 @@ fn hostname() -> String {
 }
 
 /// `/health` and `/ready`, answered by the host on both listeners. `None` for other paths.
-fn probe(path: &str, host: &Host, draining: bool, hostname: &str) -> Option<Response<Full<Bytes>>> {
+fn probe(
+    path: &str,
+    host: &Host,
+    draining: bool,
+    hostname: &str,
+) -> Option<Response<ResponseBody>> {
     match path {
         "/health" => Some(mapping::json(
             StatusCode::OK,
@@ -133,9 +181,20 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(shared.config.max_header_bytes.max(8192) + 1024);
+    let connections = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
 
     loop {
+        // A connection slot first: at the limit, new connections wait in the backlog.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, remote) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -148,19 +207,33 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let in_flight = conn::InFlight::default();
+        let io = conn::IdleIo::new(stream, shared.config.keepalive_timeout, in_flight.clone());
         let shared = shared.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, remote, local).await) }
+            // In flight until the response body has been sent: hyper drops the body then.
+            let guard = in_flight.enter();
+            async move {
+                let response = handle(&shared, req, remote, local).await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &guard;
+                        frame
+                    })
+                    .boxed_unsync()
+                }))
+            }
         });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(err) = conn.await {
                 tracing::debug!(error = %err, %remote, "connection ended with an error");
             }
+            drop(permit);
         });
     }
 
@@ -184,7 +257,7 @@ async fn handle(
     req: Request<Incoming>,
     remote: SocketAddr,
     local: SocketAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let draining = shared.draining.load(Ordering::SeqCst);
     if let Some(response) = probe(req.uri().path(), &shared.host, draining, &shared.hostname) {
         return response;
@@ -256,13 +329,13 @@ fn admin(
     draining: bool,
     hostname: &str,
     req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     if let Some(response) = probe(req.uri().path(), host, draining, hostname) {
         return response;
     }
     match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/metrics") => {
-            let mut response = Response::new(Full::new(Bytes::from(metrics())));
+            let mut response = Response::new(full(metrics()));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -1,52 +1,97 @@
-//! HTTP request → protocol request, protocol response → HTTP response.
+//! HTTP request → protocol request, protocol response → HTTP response, in named steps:
+//! [`check_limits`], [`headers::forwarded`] and [`headers::add_scope`], [`read_payload`]
+//! (body or multipart form), [`build_request`].
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::request::Parts;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use serde_json::Value;
 use zeno_host::{Dispatch, Host, HostError, PoolError};
-use zeno_protocol::{Body, HeaderMap, HttpRequest};
+use zeno_protocol::{Body, FormField, HeaderMap, HttpRequest, Upload};
 
-use crate::multipart;
-use crate::HttpConfig;
+use crate::body::{self, ReadError};
+use crate::multipart::{self, MultipartError};
+use crate::{headers, HttpConfig, ResponseBody};
 
-/// The header a scope key travels in: `user_id` → `X-Zeno-User-Id`.
-pub fn scope_header_name(key: &str) -> String {
-    let mut name = String::from("X-Zeno");
-    for part in key.split(['_', '-']).filter(|p| !p.is_empty()) {
-        name.push('-');
-        let mut chars = part.chars();
-        if let Some(first) = chars.next() {
-            name.extend(first.to_uppercase());
-            name.push_str(&chars.as_str().to_lowercase());
-        }
-    }
-    name
-}
-
-pub(crate) async fn dispatch(
+pub(crate) async fn dispatch<B>(
     host: &Host,
     config: &HttpConfig,
-    req: Request<Incoming>,
+    req: Request<B>,
     remote: SocketAddr,
     local: SocketAddr,
-) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let id = host.next_request_id();
+    let scope = host.merge_scope(&id, serde_json::Map::new());
+    let (http, files) =
+        match map_request(req, config, &scope, host.worker_owner(), remote, local).await {
+            Ok(mapped) => mapped,
+            Err(refusal) => return refusal,
+        };
+    // The upload temp files live until the request has fully ended — after the response,
+    // `terminate()` and deferred work — however it ends.
+    let dispatch = Dispatch::http(http).with_id(id.clone()).hold(files);
+    match host.dispatch(dispatch).await {
+        Ok(response) => to_http(response, &id),
+        Err(err) => error_response(&err, &id),
+    }
+}
 
+/// The whole mapping of an HTTP request to PHP's protocol request, or the response that
+/// refuses it. The temp files of uploads come back beside the request: they must outlive it.
+pub(crate) async fn map_request<B>(
+    req: Request<B>,
+    config: &HttpConfig,
+    scope: &serde_json::Map<String, Value>,
+    owner: Option<(u32, u32)>,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> Result<(HttpRequest, Vec<tempfile::TempPath>), Response<ResponseBody>>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = req.into_parts();
+    check_limits(&parts, config)?;
+    let mut headers = headers::forwarded(&parts.headers, config.underscores_in_headers);
+    if let Some(authority) = parts.uri.authority() {
+        headers
+            .entry("host".to_owned())
+            .or_insert_with(|| vec![authority.to_string()]);
+    }
+    headers::add_scope(&mut headers, scope);
+    let payload = read_payload(&parts, body, config, owner).await?;
+    let http = build_request(
+        &parts,
+        headers,
+        payload.body,
+        payload.fields,
+        payload.uploads,
+        remote,
+        local,
+    );
+    Ok((http, payload.files))
+}
+
+/// Refuses requests whose headers are too large (431) or whose declared body is (413),
+/// before any of the body is read.
+fn check_limits(parts: &Parts, config: &HttpConfig) -> Result<(), Response<ResponseBody>> {
     let header_bytes: usize = parts
         .headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > config.max_header_bytes {
-        return text(
+        return Err(text(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request header fields too large\n",
-        );
+        ));
     }
     let declared = parts
         .headers
@@ -54,82 +99,94 @@ pub(crate) async fn dispatch(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > config.max_body as u64) {
-        return too_large(config.max_body);
+        return Err(read_error(&ReadError::TooLarge(config.max_body)));
     }
-    let body = match Limited::new(body, config.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) => {
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return too_large(config.max_body);
-            }
-            return text(StatusCode::BAD_REQUEST, "Could not read the request body\n");
-        }
-    };
+    Ok(())
+}
 
-    let id = host.next_request_id();
-    let scope = host.merge_scope(&id, serde_json::Map::new());
+/// A request's body as PHP gets it: raw bytes, or for a multipart POST the fields and the
+/// uploaded files (already on disk; `files` deletes them when dropped).
+struct Payload {
+    body: Body,
+    fields: Vec<FormField>,
+    uploads: Vec<Upload>,
+    files: Vec<tempfile::TempPath>,
+}
 
-    let mut headers = HeaderMap::new();
-    for (name, value) in &parts.headers {
-        let name = name.as_str();
-        // Client-sent scope headers are dropped: scope comes from the host only.
-        if name.starts_with("x-zeno-") {
-            continue;
-        }
-        headers
-            .entry(name.to_owned())
-            .or_default()
-            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-    }
-    if let Some(authority) = parts.uri.authority() {
-        headers
-            .entry("host".to_owned())
-            .or_insert_with(|| vec![authority.to_string()]);
-    }
-    for (key, value) in &scope {
-        let value = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
-            _ => continue,
-        };
-        headers.insert(scope_header_name(key).to_lowercase(), vec![value]);
-    }
-
+async fn read_payload<B>(
+    parts: &Parts,
+    body: B,
+    config: &HttpConfig,
+    owner: Option<(u32, u32)>,
+) -> Result<Payload, Response<ResponseBody>>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let content_type = parts
         .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    // Uploaded files live until this function returns, that is until the response is built.
-    let mut _uploads_guard = Vec::new();
-    let (wire_body, fields, uploads) =
-        if parts.method == http::Method::POST && is_multipart(content_type) {
-            match multipart::parse(content_type, body).await {
-                Ok(form) => {
-                    _uploads_guard = form.files;
-                    (Body::default(), form.fields, form.uploads)
-                }
-                Err(err) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Malformed multipart body: {err}\n"),
-                    )
-                }
+    if parts.method == http::Method::POST && is_multipart(content_type) {
+        let stream = body::chunks(body, config.max_body, config.body_timeout);
+        return match multipart::parse(content_type, stream, owner).await {
+            Ok(form) => Ok(Payload {
+                body: Body::default(),
+                fields: form.fields,
+                uploads: form.uploads,
+                files: form.files,
+            }),
+            Err(MultipartError::Body(err)) => Err(read_error(&err)),
+            Err(err) => {
+                tracing::debug!(error = %err, "refusing a multipart body");
+                Err(text(StatusCode::BAD_REQUEST, &format!("{err}\n")))
             }
-        } else {
-            (Body::from_bytes(body.to_vec()), Vec::new(), Vec::new())
         };
+    }
+    match body::collect(body, config.max_body, config.body_timeout).await {
+        Ok(bytes) => Ok(Payload {
+            body: Body::from_bytes(bytes),
+            fields: Vec::new(),
+            uploads: Vec::new(),
+            files: Vec::new(),
+        }),
+        Err(err) => Err(read_error(&err)),
+    }
+}
 
+/// The response for a body that could not be read: 413, 408 or 400.
+fn read_error(err: &ReadError) -> Response<ResponseBody> {
+    let status = match err {
+        ReadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        ReadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        ReadError::Read(_) => StatusCode::BAD_REQUEST,
+    };
+    let mut response = text(status, &format!("{err}\n"));
+    if status != StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The protocol request for PHP.
+fn build_request(
+    parts: &Parts,
+    headers: HeaderMap,
+    body: Body,
+    fields: Vec<FormField>,
+    uploads: Vec<Upload>,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> HttpRequest {
     let uri = parts
         .uri
         .path_and_query()
         .map(|pq| pq.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    let http = HttpRequest {
+    HttpRequest {
         method: parts.method.as_str().to_owned(),
         uri,
         path: parts.uri.path().to_owned(),
@@ -139,15 +196,9 @@ pub(crate) async fn dispatch(
         remote_addr: remote.to_string(),
         server_addr: local.to_string(),
         headers,
-        body: wire_body,
+        body,
         fields,
         uploads,
-    };
-
-    let dispatch = Dispatch::http(http).with_id(id.clone());
-    match host.dispatch(dispatch).await {
-        Ok(response) => to_http(response, &id),
-        Err(err) => error_response(&err, &id),
     }
 }
 
@@ -158,7 +209,7 @@ fn is_multipart(content_type: &str) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-fn to_http(response: zeno_protocol::Response, id: &str) -> Response<Full<Bytes>> {
+fn to_http(response: zeno_protocol::Response, id: &str) -> Response<ResponseBody> {
     let status = match StatusCode::from_u16(response.status) {
         Ok(status) => status,
         Err(_) => {
@@ -173,7 +224,7 @@ fn to_http(response: zeno_protocol::Response, id: &str) -> Response<Full<Bytes>>
             return text(StatusCode::BAD_GATEWAY, "Bad Gateway\n");
         }
     };
-    let mut out = Response::new(Full::new(Bytes::from(body)));
+    let mut out = Response::new(crate::full(body));
     *out.status_mut() = status;
     let headers = out.headers_mut();
     for (name, values) in response.headers {
@@ -202,7 +253,7 @@ fn to_http(response: zeno_protocol::Response, id: &str) -> Response<Full<Bytes>>
     out
 }
 
-fn error_response(err: &HostError, id: &str) -> Response<Full<Bytes>> {
+fn error_response(err: &HostError, id: &str) -> Response<ResponseBody> {
     let HostError::Pool(pool) = err else {
         tracing::error!(request = %id, error = %err, "request failed");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
@@ -227,15 +278,8 @@ fn error_response(err: &HostError, id: &str) -> Response<Full<Bytes>> {
     }
 }
 
-fn too_large(limit: usize) -> Response<Full<Bytes>> {
-    text(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("Request body larger than the limit of {limit} bytes\n"),
-    )
-}
-
-pub(crate) fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(crate::full(body.to_owned()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -244,8 +288,8 @@ pub(crate) fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-pub(crate) fn json(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+pub(crate) fn json(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+    let mut response = Response::new(crate::full(value.to_string()));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -256,14 +300,6 @@ pub(crate) fn json(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scope_keys_become_header_names() {
-        assert_eq!(scope_header_name("user_id"), "X-Zeno-User-Id");
-        assert_eq!(scope_header_name("request_id"), "X-Zeno-Request-Id");
-        assert_eq!(scope_header_name("tenant"), "X-Zeno-Tenant");
-        assert_eq!(scope_header_name("TRACE-ID"), "X-Zeno-Trace-Id");
-    }
 
     #[test]
     fn multipart_detection_ignores_case_and_parameters() {
@@ -312,5 +348,119 @@ mod tests {
             "r-1",
         );
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    mod property {
+        use super::super::*;
+        use crate::headers::server_key;
+        use crate::headers::tests::header_name;
+        use proptest::prelude::*;
+
+        fn config() -> HttpConfig {
+            HttpConfig {
+                max_body: 4096,
+                max_header_bytes: 2048,
+                ..HttpConfig::default()
+            }
+        }
+
+        /// A multipart body that is well formed, with random names, file names and contents.
+        fn multipart_body() -> impl Strategy<Value = (String, Vec<u8>)> {
+            let part = (
+                "[a-zA-Z_\\[\\]-]{0,10}",
+                proptest::option::of("[a-zA-Z0-9 ._-]{0,10}"),
+                proptest::collection::vec(any::<u8>(), 0..300),
+            );
+            proptest::collection::vec(part, 0..4).prop_map(|parts| {
+                let boundary = "zenoBOUNDARYzeno";
+                let mut body = Vec::new();
+                for (name, file, content) in parts {
+                    body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+                    let disposition = match file {
+                        Some(file) => format!(
+                            "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\r\n"
+                        ),
+                        None => format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"),
+                    };
+                    body.extend_from_slice(disposition.as_bytes());
+                    body.extend_from_slice(&content);
+                    body.extend_from_slice(b"\r\n");
+                }
+                body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+                (format!("multipart/form-data; boundary={boundary}"), body)
+            })
+        }
+
+        fn body_and_type() -> impl Strategy<Value = (String, Vec<u8>)> {
+            prop_oneof![
+                multipart_body(),
+                (
+                    prop_oneof![
+                        Just("multipart/form-data; boundary=x".to_owned()),
+                        Just("multipart/form-data".to_owned()),
+                        Just("application/x-www-form-urlencoded".to_owned()),
+                        Just("application/json".to_owned()),
+                    ],
+                    proptest::collection::vec(any::<u8>(), 0..6000),
+                ),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            /// Random header names, values and bodies: the mapping never panics, refuses only
+            /// with 400/413/431, and no client-set value appears as scope or `X-Zeno-*`.
+            #[test]
+            fn random_requests_never_forge_scope(
+                pairs in proptest::collection::vec((header_name(), proptest::collection::vec(32u8..=255, 0..40)), 0..12),
+                (content_type, body) in body_and_type(),
+                post in any::<bool>(),
+                underscores in any::<bool>(),
+            ) {
+                let mut builder = Request::builder()
+                    .method(if post { "POST" } else { "PUT" })
+                    .uri("/submit?x=1");
+                for (name, value) in &pairs {
+                    if let Ok(value) = HeaderValue::from_bytes(value) {
+                        builder = builder.header(name.as_str(), value);
+                    }
+                }
+                let request = builder
+                    .header(CONTENT_TYPE, content_type.as_str())
+                    .body(http_body_util::Full::new(Bytes::from(body)))
+                    .expect("request");
+                let mut scope = serde_json::Map::new();
+                scope.insert("request_id".into(), Value::from("r-7"));
+                scope.insert("user_id".into(), Value::from(42));
+                let config = HttpConfig { underscores_in_headers: underscores, ..config() };
+                let addr: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let mapped = runtime.block_on(map_request(request, &config, &scope, None, addr, addr));
+                match mapped {
+                    Ok((http, files)) => {
+                        let zeno: Vec<_> = http
+                            .headers
+                            .iter()
+                            .filter(|(name, _)| server_key(name).starts_with("HTTP_X_ZENO_"))
+                            .map(|(n, v)| (n.as_str(), v.clone()))
+                            .collect();
+                        prop_assert_eq!(zeno, vec![
+                            ("x-zeno-request-id", vec!["r-7".to_owned()]),
+                            ("x-zeno-user-id", vec!["42".to_owned()]),
+                        ]);
+                        prop_assert_eq!(files.len(), http.uploads.len());
+                        for (upload, file) in http.uploads.iter().zip(&files) {
+                            let on_disk = std::fs::metadata(file).expect("upload on disk").len();
+                            prop_assert_eq!(on_disk, upload.size);
+                        }
+                    }
+                    Err(refusal) => {
+                        let status = refusal.status().as_u16();
+                        prop_assert!([400, 413, 431].contains(&status), "status {}", status);
+                    }
+                }
+            }
+        }
     }
 }

@@ -73,8 +73,14 @@ pub enum PoolError {
     Boot(#[source] WorkerError),
 }
 
+/// What a request keeps alive until it has fully ended (upload temp files, say): dropped
+/// once the worker is done with the request — after its response and after-response work —
+/// or dead, or once the request is withdrawn before any worker took it.
+pub type Held = Vec<Box<dyn std::any::Any + Send>>;
+
 pub(crate) struct Job {
     pub(crate) request: Request,
+    pub(crate) held: Held,
     pub(crate) queued_at: Instant,
     pub(crate) accepted: oneshot::Sender<()>,
     pub(crate) reply: oneshot::Sender<Result<Response, PoolError>>,
@@ -160,6 +166,16 @@ impl Pool {
     /// Dropping the returned future (a client that went away) withdraws the request: a
     /// worker that has not started it yet skips it.
     pub async fn dispatch(&self, request: Request) -> Result<Response, PoolError> {
+        self.dispatch_holding(request, Held::new()).await
+    }
+
+    /// [`Pool::dispatch`], keeping `held` alive until the request has fully ended: the
+    /// response may come back long before the worker is done with the request.
+    pub async fn dispatch_holding(
+        &self,
+        request: Request,
+        held: Held,
+    ) -> Result<Response, PoolError> {
         if self.shared.cancel.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
@@ -167,6 +183,7 @@ impl Pool {
         let (reply_tx, reply_rx) = oneshot::channel();
         let job = Job {
             request,
+            held,
             queued_at: Instant::now(),
             accepted: accepted_tx,
             reply: reply_tx,

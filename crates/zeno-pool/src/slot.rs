@@ -213,7 +213,9 @@ impl Slot {
     }
 
     /// Runs one job. An `Err` means the worker is gone (killed here) and must be replaced.
+    /// What the job holds is dropped on return, when the worker is done with it either way.
     async fn run_job(&self, worker: &mut Worker, job: Job) -> Result<(), Reason> {
+        let _held = job.held;
         if job.accepted.send(()).is_err() {
             // The caller stopped waiting before a worker was free (a client that went away).
             tracing::debug!(request = %job.request.id, "request withdrawn before a worker took it");

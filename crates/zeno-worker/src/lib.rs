@@ -42,6 +42,18 @@ pub struct WorkerConfig {
     pub max_line: usize,
     /// Largest `host_call` line accepted, in bytes; larger calls get an error result.
     pub max_host_call: usize,
+    /// The user and group the worker runs as; `None` runs it as the host's own.
+    pub credentials: Option<Credentials>,
+}
+
+/// A user and group to run workers as (PHP-FPM's pool `user` and `group`). The host must run
+/// as root to switch to them; supplementary groups are cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    /// The numeric user id.
+    pub uid: u32,
+    /// The numeric group id.
+    pub gid: u32,
 }
 
 /// Runs the host functions a worker calls. The pool and host implement it; the worker only

@@ -33,6 +33,12 @@ pub(crate) fn spawn(
     if let Some(dir) = &config.cwd {
         cmd.current_dir(dir);
     }
+    if let Some(credentials) = config.credentials {
+        // The standard library clears the supplementary groups when it switches the user,
+        // and runs `pre_exec` after the switch — which matters, because changing credentials
+        // clears PR_SET_PDEATHSIG.
+        cmd.gid(credentials.gid).uid(credentials.uid);
+    }
     die_with_parent(&mut cmd);
 
     let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {

@@ -31,6 +31,7 @@ fn config(mode: &str, seed: u32) -> WorkerConfig {
         boot_timeout: Duration::from_secs(2),
         max_line: 4096,
         max_host_call: 1024,
+        credentials: None,
     }
 }
 
