@@ -36,6 +36,42 @@ impl InFlight {
     }
 }
 
+/// A response body that keeps its request in flight until hyper drops it, after the last
+/// byte; size and end are the inner body's, so `Content-Length` survives.
+pub(crate) struct Guarded<B> {
+    inner: B,
+    _guard: InFlightGuard,
+}
+
+impl<B> Guarded<B> {
+    pub(crate) fn new(inner: B, guard: InFlightGuard) -> Self {
+        Guarded {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Guarded<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);

@@ -216,13 +216,9 @@ pub async fn serve(
             let guard = in_flight.enter();
             async move {
                 let response = handle(&shared, req, remote, local).await;
-                Ok::<_, std::convert::Infallible>(response.map(|body| {
-                    body.map_frame(move |frame| {
-                        let _ = &guard;
-                        frame
-                    })
-                    .boxed_unsync()
-                }))
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| conn::Guarded::new(body, guard)),
+                )
             }
         });
         let conn = builder
