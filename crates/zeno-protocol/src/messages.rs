@@ -140,7 +140,8 @@ pub struct FormField {
     pub value: String,
 }
 
-/// An uploaded file, written by the host to a temp file that lives until the response is sent.
+/// An uploaded file, written by the host to a temp file that lives until the worker is done
+/// with the request (after-response work included), then is deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upload {
     /// The form field name, brackets included.
