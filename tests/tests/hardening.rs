@@ -739,3 +739,36 @@ async fn a_large_upload_goes_to_disk_without_filling_the_hosts_memory() {
         "host memory grew from {before} to {peak} bytes"
     );
 }
+
+#[tokio::test]
+async fn a_workers_user_the_host_cannot_switch_to_is_refused_at_start() {
+    let Err((status, log)) = Server::worker(&fixture("hostile.php"))
+        .env("ZENO_WORKERS__USER", "no-such-user-zeno")
+        .try_start()
+    else {
+        panic!("an unknown workers.user was accepted");
+    };
+    assert!(status.is_some_and(|s| !s.success()));
+    assert!(log.join("\n").contains("no such user"), "{log:?}");
+    if !require_root() {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("passwd")
+        .expect("user nobody");
+    let dir = temp_dir(0o777);
+    let Err((status, log)) = Server::worker(&hostile_fixture(dir.path()))
+        .env("ZENO_WORKERS__USER", "root")
+        .env("TMPDIR", &dir.path().display().to_string())
+        .cwd(dir.path())
+        .run_as(nobody.uid.as_raw(), nobody.gid.as_raw())
+        .try_start()
+    else {
+        panic!("a non-root host accepted workers.user = root");
+    };
+    assert!(status.is_some_and(|s| !s.success()));
+    assert!(
+        log.join("\n").contains("needs zeno to run as root"),
+        "{log:?}"
+    );
+}

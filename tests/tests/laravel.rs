@@ -345,6 +345,23 @@ async fn scope_headers_and_uploads_in_controllers() {
     assert_eq!(scope["global"]["request_id"], id.as_str());
     assert_eq!(scope["tenant"], "acme");
 
+    // PHP files X_Zeno_User_Id under the same key as X-Zeno-User-Id: it must never get there.
+    let response = client()
+        .get(server.url("/_scope"))
+        .header("X_Zeno_User_Id", "666")
+        .header("X_Zeno_Tenant", "forged")
+        .header("x-zeno_request-id", "r-forged")
+        .header("X_Forwarded_For", "6.6.6.6")
+        .send()
+        .await
+        .expect("send");
+    let scope: Value = response.json().await.expect("json");
+    assert_eq!(scope["user"], Value::Null, "{scope}");
+    assert_eq!(scope["tenant"], "acme");
+    assert_eq!(scope["forwarded"], Value::Null);
+    assert_ne!(scope["header"], "r-forged");
+    assert_eq!(scope["header"], scope["facade"]);
+
     let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     let form = reqwest::multipart::Form::new().text("field", "value").part(
         "doc",

@@ -466,6 +466,43 @@ mod tests {
     }
 
     #[test]
+    fn hardening_settings_from_file_and_env() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zeno.toml");
+        std::fs::write(
+            &path,
+            "[server]\nheader_timeout = \"5s\"\nmax_connections = 50\nunderscores_in_headers = true\n[workers]\nuser = \"www-data\"\n",
+        )
+        .expect("write");
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("ZENO_WORKERS__GROUP", "1000"),
+                ("ZENO_SERVER__KEEPALIVE_TIMEOUT", "0"),
+                ("ZENO_SERVER__BODY_TIMEOUT", "250ms"),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(config.server.header_timeout.0, Duration::from_secs(5));
+        assert_eq!(config.server.max_connections, 50);
+        assert!(config.server.underscores_in_headers);
+        assert_eq!(config.server.keepalive_timeout.0, Duration::ZERO);
+        assert_eq!(config.server.body_timeout.0, Duration::from_millis(250));
+        assert_eq!(config.workers.user.as_deref(), Some("www-data"));
+        assert_eq!(
+            config.workers.group.as_deref(),
+            Some("1000"),
+            "a numeric group from the environment stays a name"
+        );
+        let defaults = Config::load(None, env(&[])).expect("defaults");
+        assert_eq!(defaults.server.header_timeout.0, Duration::from_secs(30));
+        assert_eq!(defaults.server.keepalive_timeout.0, Duration::from_secs(15));
+        assert_eq!(defaults.server.max_connections, 10_000);
+        assert!(!defaults.server.underscores_in_headers);
+        assert!(defaults.workers.user.is_none());
+    }
+
+    #[test]
     fn databases_as_urls_or_tables() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("zeno.toml");
