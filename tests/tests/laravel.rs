@@ -491,6 +491,31 @@ fn artisan_reports_output_and_exit_codes() {
     let status = run(&["migrate:status"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("create_users_table"));
 
+    // zeno artisan runs PHP as workers.user too.
+    if nix::unistd::Uid::effective().is_root() {
+        let console = app.dir.join("routes/console.php");
+        let mut routes = std::fs::read_to_string(&console).expect("console routes");
+        routes.push_str(
+            "\nArtisan::command('zeno:whoami', function () { $this->line((string) posix_getuid()); });\n",
+        );
+        std::fs::write(&console, routes).expect("write");
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("passwd")
+            .expect("nobody");
+        let output = Command::new(zeno_e2e::zeno_bin())
+            .arg("artisan")
+            .arg(&app.dir)
+            .args(["--db", &format!("default={url}"), "--", "zeno:whoami"])
+            .env("ZENO_WORKERS__USER", "nobody")
+            .output()
+            .expect("zeno artisan");
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            nobody.uid.as_raw().to_string()
+        );
+    }
+
     let not_laravel = Command::new(zeno_e2e::zeno_bin())
         .args(["artisan", "/tmp", "--", "list"])
         .output()
