@@ -32,7 +32,7 @@ where
     let (http, files) =
         match map_request(req, config, &scope, host.worker_owner(), remote, local).await {
             Ok(mapped) => mapped,
-            Err(refusal) => return refusal,
+            Err(refusal) => return refusal.into_response(),
         };
     // The upload temp files live until the request has fully ended — after the response,
     // `terminate()` and deferred work — however it ends.
@@ -52,7 +52,7 @@ pub(crate) async fn map_request<B>(
     owner: Option<(u32, u32)>,
     remote: SocketAddr,
     local: SocketAddr,
-) -> Result<(HttpRequest, Vec<tempfile::TempPath>), Response<ResponseBody>>
+) -> Result<(HttpRequest, Vec<tempfile::TempPath>), Refusal>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -81,17 +81,18 @@ where
 
 /// Refuses requests whose headers are too large (431) or whose declared body is (413),
 /// before any of the body is read.
-fn check_limits(parts: &Parts, config: &HttpConfig) -> Result<(), Response<ResponseBody>> {
+fn check_limits(parts: &Parts, config: &HttpConfig) -> Result<(), Refusal> {
     let header_bytes: usize = parts
         .headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > config.max_header_bytes {
-        return Err(text(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "Request header fields too large\n",
-        ));
+        return Err(Refusal {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            message: "Request header fields too large".into(),
+            close: false,
+        });
     }
     let declared = parts
         .headers
@@ -99,7 +100,7 @@ fn check_limits(parts: &Parts, config: &HttpConfig) -> Result<(), Response<Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > config.max_body as u64) {
-        return Err(read_error(&ReadError::TooLarge(config.max_body)));
+        return Err(ReadError::TooLarge(config.max_body).into());
     }
     Ok(())
 }
@@ -118,7 +119,7 @@ async fn read_payload<B>(
     body: B,
     config: &HttpConfig,
     owner: Option<(u32, u32)>,
-) -> Result<Payload, Response<ResponseBody>>
+) -> Result<Payload, Refusal>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -137,10 +138,14 @@ where
                 uploads: form.uploads,
                 files: form.files,
             }),
-            Err(MultipartError::Body(err)) => Err(read_error(&err)),
+            Err(MultipartError::Body(err)) => Err(err.into()),
             Err(err) => {
                 tracing::debug!(error = %err, "refusing a multipart body");
-                Err(text(StatusCode::BAD_REQUEST, &format!("{err}\n")))
+                Err(Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    message: err.to_string(),
+                    close: false,
+                })
             }
         };
     }
@@ -151,24 +156,45 @@ where
             uploads: Vec::new(),
             files: Vec::new(),
         }),
-        Err(err) => Err(read_error(&err)),
+        Err(err) => Err(err.into()),
     }
 }
 
-/// The response for a body that could not be read: 413, 408 or 400.
-fn read_error(err: &ReadError) -> Response<ResponseBody> {
-    let status = match err {
-        ReadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        ReadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
-        ReadError::Read(_) => StatusCode::BAD_REQUEST,
-    };
-    let mut response = text(status, &format!("{err}\n"));
-    if status != StatusCode::PAYLOAD_TOO_LARGE {
+/// A request the host answers itself without PHP: limits, unreadable or malformed bodies.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    status: StatusCode,
+    message: String,
+    /// The connection is in an unknown state (a body half read): close it after answering.
+    close: bool,
+}
+
+impl Refusal {
+    pub(crate) fn into_response(self) -> Response<ResponseBody> {
+        let mut response = text(self.status, &format!("{}\n", self.message));
+        if self.close {
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
-            .headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    response
+}
+
+/// A body that could not be read: 413, 408 or 400.
+impl From<ReadError> for Refusal {
+    fn from(err: ReadError) -> Self {
+        let status = match err {
+            ReadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ReadError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        Refusal {
+            status,
+            message: err.to_string(),
+            close: status != StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
 }
 
 /// The protocol request for PHP.
@@ -456,7 +482,7 @@ mod tests {
                         }
                     }
                     Err(refusal) => {
-                        let status = refusal.status().as_u16();
+                        let status = refusal.status.as_u16();
                         prop_assert!([400, 413, 431].contains(&status), "status {}", status);
                     }
                 }
