@@ -8,6 +8,7 @@
 //! purpose (a limit, a reload) keeps serving until its replacement has booted, so recycling
 //! never costs a request a cold boot.
 
+mod process;
 mod slot;
 mod status;
 
@@ -19,8 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeno_protocol::{Request, Response};
-use zeno_worker::{HostCalls, Worker, WorkerConfig, WorkerError};
+use zeno_worker::{HostCalls, WorkerConfig, WorkerError};
 
+pub use process::{BoxFuture, BoxWorker, OnResponse, PhpSpawner, Spawn, WorkerProcess};
 pub use status::{WorkerInfo, WorkerState};
 
 /// How the pool runs its workers.
@@ -89,6 +91,7 @@ pub(crate) struct Job {
 /// What every slot shares.
 pub(crate) struct Shared {
     pub(crate) config: PoolConfig,
+    pub(crate) spawner: Arc<dyn Spawn>,
     pub(crate) calls: Arc<dyn HostCalls>,
     pub(crate) jobs: Mutex<mpsc::Receiver<Job>>,
     pub(crate) live: AtomicUsize,
@@ -117,10 +120,22 @@ impl Pool {
     /// Boots the workers and starts serving. Fails only if not a single worker could boot,
     /// with that worker's error; slots whose first boot failed keep retrying with backoff.
     pub async fn start(config: PoolConfig, calls: Arc<dyn HostCalls>) -> Result<Pool, PoolError> {
+        let spawner = Arc::new(PhpSpawner(config.worker.clone()));
+        Pool::start_with(config, spawner, calls).await
+    }
+
+    /// [`Pool::start`] with workers from `spawner` instead of PHP processes from
+    /// `config.worker` (tests drive the pool with a fake this way).
+    pub async fn start_with(
+        config: PoolConfig,
+        spawner: Arc<dyn Spawn>,
+        calls: Arc<dyn HostCalls>,
+    ) -> Result<Pool, PoolError> {
         let workers = config.workers.max(1);
         let (queue, jobs) = mpsc::channel(config.max_queue.max(1));
         let shared = Arc::new(Shared {
             config,
+            spawner,
             calls,
             jobs: Mutex::new(jobs),
             live: AtomicUsize::new(0),
@@ -130,8 +145,7 @@ impl Pool {
             status: status::Board::new(workers),
         });
 
-        let boots =
-            (0..workers).map(|_| Worker::spawn(&shared.config.worker, shared.calls.as_ref()));
+        let boots = (0..workers).map(|_| shared.spawner.spawn(shared.calls.as_ref()));
         let booted = futures_util::future::join_all(boots).await;
         let mut first_error = None;
         let mut initial = Vec::with_capacity(workers);

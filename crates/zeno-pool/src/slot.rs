@@ -1,22 +1,34 @@
-//! One worker slot: owns a worker at a time, takes jobs from the shared queue, enforces the
-//! limits, and replaces its worker — warm (booted beside the old one) when it retires a
-//! healthy worker, cold when the worker died.
+//! One worker slot, as an explicit state machine. Its whole life:
+//!
+//! ```text
+//!            ┌──────────── boot failed: BackingOff (100 ms doubling to 10 s) ─┐
+//!            ▼                                                               │
+//!  ──► Booting ──ready──► Idle ◄──── job done ───► Busy                      │
+//!            ▲             │  │                      │ died / exec_timeout   │
+//!            │             │  └─ limit, reload, idle: a replacement boots    │
+//!            │             │     beside it; when ready it takes over (warm)  │
+//!            └─────────────┴────── worker lost: boot a new one ──────────────┘
+//!  any state ── shutdown ──► Stopping ──► Down
+//! ```
+//!
+//! Every change of state goes through [`Slot::enter`], which is the only writer of the status
+//! board; every restart is counted in one place, [`Slot::lost`] or [`Slot::retire`], with its
+//! reason.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use zeno_protocol::Response;
-use zeno_worker::{Worker, WorkerError};
+use zeno_worker::WorkerError;
 
+use crate::process::BoxWorker;
 use crate::status::WorkerState;
 use crate::{Job, PoolError, Shared};
 
 /// Why a worker left its slot; the `reason` label of `zeno_worker_restarts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
+pub(crate) enum Reason {
     MaxJobs,
     MaxMemory,
     IdleTimeout,
@@ -40,192 +52,274 @@ impl Reason {
     }
 }
 
-/// How a worker's time in the slot ended.
-enum Outcome {
-    /// The pool is shutting down.
+/// What can happen to a slot that has a worker: the arms of its one `select!`.
+enum Event {
     Shutdown,
-    /// Go on with this worker (already booted) or, if none, boot one.
-    Replace(Option<Box<Worker>>),
+    Job(Job),
+    QueueClosed,
+    ReplacementBooted(Result<BoxWorker, WorkerError>),
+    IdleWorkerFailed(WorkerError),
+    Reload,
+    IdleTooLong,
+    MemoryCheck,
 }
 
-/// A replacement worker booting in the background.
-struct Pending {
+/// How a job ended for its worker.
+enum JobEnd {
+    /// The worker is fine and can take the next job.
+    Served,
+    /// The worker is gone (died, or killed at exec_timeout) and must be replaced.
+    Lost(Reason),
+    /// The pool shut down while the job ran; the worker was killed after `stop_grace`.
+    Shutdown,
+}
+
+/// A replacement worker booting in the background, and why.
+struct Replacement {
     reason: Reason,
-    boot: JoinHandle<Result<Worker, WorkerError>>,
+    boot: JoinHandle<Result<BoxWorker, WorkerError>>,
 }
 
 pub(crate) struct Slot {
     index: usize,
     shared: Arc<Shared>,
+    state: WorkerState,
 }
 
 impl Slot {
     pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
-        Slot { index, shared }
+        Slot {
+            index,
+            shared,
+            state: WorkerState::Booting,
+        }
     }
 
-    pub(crate) async fn run(self, initial: Option<Worker>) {
+    /// The one place a slot changes state: the status board and the live count follow.
+    fn enter(&mut self, state: WorkerState, pid: Option<u32>) {
+        let was_live = matches!(self.state, WorkerState::Idle | WorkerState::Busy);
+        let is_live = matches!(state, WorkerState::Idle | WorkerState::Busy);
+        match (was_live, is_live) {
+            (false, true) => {
+                self.shared.live.fetch_add(1, Ordering::SeqCst);
+            }
+            (true, false) => {
+                self.shared.live.fetch_sub(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        tracing::trace!(
+            slot = self.index,
+            from = self.state.as_str(),
+            to = state.as_str(),
+            ?pid,
+            "slot state"
+        );
+        self.state = state;
+        self.shared.status.set(self.index, state, pid);
+    }
+
+    /// Runs the slot until the pool shuts down, starting with `initial` if it booted.
+    pub(crate) async fn run(mut self, initial: Option<BoxWorker>) {
         let mut next = initial;
-        let mut backoff = Duration::from_millis(100);
         loop {
             let worker = match next.take() {
                 Some(worker) => worker,
-                None => {
-                    self.shared.status.set(self.index, WorkerState::Booting);
-                    let booted = tokio::select! {
-                        _ = self.shared.cancel.cancelled() => return,
-                        booted = Worker::spawn(&self.shared.config.worker, self.shared.calls.as_ref()) => booted,
-                    };
-                    match booted {
-                        Ok(worker) => {
-                            backoff = Duration::from_millis(100);
-                            worker
-                        }
-                        Err(err) => {
-                            self.shared.status.set(self.index, WorkerState::Down);
-                            metrics::counter!("zeno_worker_boot_failures_total").increment(1);
-                            tracing::error!(slot = self.index, error = %err, retry_in = ?backoff, "worker failed to boot");
-                            tokio::select! {
-                                _ = self.shared.cancel.cancelled() => return,
-                                _ = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
-                            continue;
-                        }
-                    }
-                }
+                None => match self.boot().await {
+                    Some(worker) => worker,
+                    None => break,
+                },
             };
-            self.shared.status.started(self.index, worker.pid());
-            self.shared.live.fetch_add(1, Ordering::SeqCst);
-            let outcome = self.serve(worker).await;
-            self.shared.live.fetch_sub(1, Ordering::SeqCst);
-            match outcome {
-                Outcome::Shutdown => return,
-                Outcome::Replace(fresh) => next = fresh.map(|w| *w),
+            match self.serve(worker).await {
+                Some(fresh) => next = fresh,
+                None => break,
+            }
+        }
+        self.enter(WorkerState::Down, None);
+    }
+
+    /// Boots a worker, backing off after failures; `None` when the pool shuts down first.
+    async fn boot(&mut self) -> Option<BoxWorker> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            self.enter(WorkerState::Booting, None);
+            let booted = tokio::select! {
+                _ = self.shared.cancel.cancelled() => return None,
+                booted = self.shared.spawner.spawn(self.shared.calls.as_ref()) => booted,
+            };
+            match booted {
+                Ok(worker) => return Some(worker),
+                Err(err) => {
+                    self.enter(WorkerState::Down, None);
+                    metrics::counter!("zeno_worker_boot_failures_total").increment(1);
+                    tracing::error!(slot = self.index, error = %err, retry_in = ?backoff, "worker failed to boot");
+                    tokio::select! {
+                        _ = self.shared.cancel.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
             }
         }
     }
 
-    /// Serves with one worker until it must go.
-    async fn serve(&self, mut worker: Worker) -> Outcome {
-        let config = &self.shared.config;
+    /// Serves with one worker until it must go. `Some(next)` goes on with `next` (a booted
+    /// replacement, or `None` to boot one); `None` means the pool shut down.
+    async fn serve(&mut self, mut worker: BoxWorker) -> Option<Option<BoxWorker>> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        self.shared.status.started(self.index, worker.pid());
+        self.enter(WorkerState::Idle, Some(worker.pid()));
         let max_jobs = jittered(config.max_jobs, self.index);
         let mut generation = self.shared.generation.subscribe();
         generation.mark_unchanged();
-        let mut pending: Option<Pending> = None;
+        let mut replacement: Option<Replacement> = None;
         let mut memory_check =
             tokio::time::interval(config.memory_check_interval.max(Duration::from_millis(10)));
         memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        memory_check.reset();
 
         loop {
-            let idle_timeout = config.idle_timeout;
-            let idle = async {
-                if idle_timeout.is_zero() {
-                    std::future::pending::<()>().await
-                } else {
-                    tokio::time::sleep(idle_timeout).await
-                }
-            };
-            let replacement_ready = async {
-                match pending.as_mut() {
-                    Some(p) => (&mut p.boot).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let job = tokio::select! {
-                biased;
-                _ = self.shared.cancel.cancelled() => {
-                    self.shared.status.set(self.index, WorkerState::Stopping);
-                    if let Some(p) = pending.take() {
-                        p.boot.abort();
+            let event = self
+                .next_event(
+                    &mut worker,
+                    &mut replacement,
+                    &mut generation,
+                    &mut memory_check,
+                )
+                .await;
+            match event {
+                Event::Shutdown | Event::QueueClosed => {
+                    if let Some(r) = replacement.take() {
+                        r.boot.abort();
                     }
+                    self.enter(WorkerState::Stopping, Some(worker.pid()));
                     worker.stop(config.stop_grace).await;
-                    self.shared.status.set(self.index, WorkerState::Down);
-                    return Outcome::Shutdown;
+                    return None;
                 }
-                booted = replacement_ready => {
-                    let reason = pending.take().map_or(Reason::Reload, |p| p.reason);
-                    match booted {
-                        Ok(Ok(fresh)) => {
-                            self.retire(worker, reason);
-                            return Outcome::Replace(Some(Box::new(fresh)));
+                Event::Job(job) => match self.run_job(&mut worker, job).await {
+                    JobEnd::Served => {
+                        if worker.is_exiting() {
+                            tracing::info!(
+                                slot = self.index,
+                                pid = worker.pid(),
+                                "worker exits after its response; replacing it"
+                            );
+                            self.retire(worker, Reason::Exited);
+                            return self.take_replacement(replacement).await;
                         }
-                        Ok(Err(err)) => {
-                            // The old worker is healthy: keep it, and try again on the next trigger.
-                            tracing::error!(slot = self.index, error = %err, "replacement worker failed to boot; keeping the current one");
+                        if max_jobs > 0 && worker.requests() >= max_jobs {
+                            self.replace_later(&mut replacement, Reason::MaxJobs);
                         }
-                        Err(err) => tracing::error!(slot = self.index, error = %err, "replacement boot task failed"),
+                        if over_memory(worker.as_ref(), config.max_memory) {
+                            self.replace_later(&mut replacement, Reason::MaxMemory);
+                        }
                     }
-                    continue;
+                    JobEnd::Lost(reason) => {
+                        self.lost(reason);
+                        return self.take_replacement(replacement).await;
+                    }
+                    JobEnd::Shutdown => return None,
+                },
+                Event::ReplacementBooted(Ok(fresh)) => {
+                    let reason = replacement.take().map_or(Reason::Reload, |r| r.reason);
+                    self.retire(worker, reason);
+                    return Some(Some(fresh));
                 }
-                err = worker.watch_idle() => {
+                Event::ReplacementBooted(Err(err)) => {
+                    // The current worker is healthy: keep it; the next trigger tries again.
+                    replacement = None;
+                    tracing::error!(slot = self.index, error = %err, "replacement worker failed to boot; keeping the current one");
+                }
+                Event::IdleWorkerFailed(err) => {
                     tracing::warn!(slot = self.index, pid = worker.pid(), error = %err, "idle worker failed; replacing it");
                     worker.kill().await;
-                    count_restart(Reason::Crashed);
-                    return Outcome::Replace(self.finish_pending(pending).await);
+                    self.lost(Reason::Crashed);
+                    return self.take_replacement(replacement).await;
                 }
-                _ = generation.changed() => {
+                Event::Reload => {
                     // A replacement that started booting before the reload may have loaded
                     // the old code: start over.
-                    if let Some(stale) = pending.take() {
+                    if let Some(stale) = replacement.take() {
                         stale.boot.abort();
                     }
-                    self.prepare(&mut pending, Reason::Reload);
-                    continue;
+                    self.replace_later(&mut replacement, Reason::Reload);
                 }
-                _ = idle => {
-                    tracing::info!(slot = self.index, pid = worker.pid(), ?idle_timeout, "worker idle too long; recycling it");
-                    self.prepare(&mut pending, Reason::IdleTimeout);
-                    continue;
+                Event::IdleTooLong => {
+                    tracing::info!(
+                        slot = self.index,
+                        pid = worker.pid(),
+                        "worker idle too long; recycling it"
+                    );
+                    self.replace_later(&mut replacement, Reason::IdleTimeout);
                 }
-                _ = memory_check.tick(), if config.max_memory > 0 => {
-                    if over_memory(&worker, config.max_memory) {
-                        self.prepare(&mut pending, Reason::MaxMemory);
+                Event::MemoryCheck => {
+                    if over_memory(worker.as_ref(), config.max_memory) {
+                        self.replace_later(&mut replacement, Reason::MaxMemory);
                     }
-                    continue;
                 }
-                job = async { self.shared.jobs.lock().await.recv().await } => job,
-            };
-            let Some(job) = job else {
-                // The queue closed: the pool is gone.
-                worker.stop(config.stop_grace).await;
-                return Outcome::Shutdown;
-            };
-            if let Err(reason) = self.run_job(&mut worker, job).await {
-                return Outcome::Replace(self.finish_pending_after(reason, pending).await);
-            }
-            if worker.is_exiting() {
-                tracing::info!(
-                    slot = self.index,
-                    pid = worker.pid(),
-                    "worker exits after its response; replacing it"
-                );
-                self.retire(worker, Reason::Exited);
-                return Outcome::Replace(self.finish_pending(pending).await);
-            }
-            if max_jobs > 0 && worker.requests() >= max_jobs {
-                self.prepare(&mut pending, Reason::MaxJobs);
-            }
-            if config.max_memory > 0 && over_memory(&worker, config.max_memory) {
-                self.prepare(&mut pending, Reason::MaxMemory);
             }
         }
     }
 
-    /// Runs one job. An `Err` means the worker is gone (killed here) and must be replaced.
-    /// What the job holds is dropped on return, when the worker is done with it either way.
-    async fn run_job(&self, worker: &mut Worker, job: Job) -> Result<(), Reason> {
+    /// Waits for whatever happens next to a slot whose worker is idle.
+    async fn next_event(
+        &self,
+        worker: &mut BoxWorker,
+        replacement: &mut Option<Replacement>,
+        generation: &mut tokio::sync::watch::Receiver<u64>,
+        memory_check: &mut tokio::time::Interval,
+    ) -> Event {
+        let config = &self.shared.config;
+        let idle_timeout = config.idle_timeout;
+        let idle = async {
+            if idle_timeout.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(idle_timeout).await;
+        };
+        let booted = async {
+            match replacement.as_mut() {
+                Some(r) => match (&mut r.boot).await {
+                    Ok(result) => result,
+                    Err(join) => Err(WorkerError::Protocol(format!(
+                        "replacement boot task failed: {join}"
+                    ))),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = self.shared.cancel.cancelled() => Event::Shutdown,
+            booted = booted => Event::ReplacementBooted(booted),
+            err = worker.watch_idle() => Event::IdleWorkerFailed(err),
+            _ = generation.changed() => Event::Reload,
+            _ = idle => Event::IdleTooLong,
+            _ = memory_check.tick(), if config.max_memory > 0 => Event::MemoryCheck,
+            job = async { self.shared.jobs.lock().await.recv().await } => match job {
+                Some(job) => Event::Job(job),
+                None => Event::QueueClosed,
+            },
+        }
+    }
+
+    /// Runs one job on the worker. What the job holds is dropped on return, when the worker
+    /// is done with it either way.
+    async fn run_job(&mut self, worker: &mut BoxWorker, job: Job) -> JobEnd {
         let _held = job.held;
         if job.accepted.send(()).is_err() {
             // The caller stopped waiting before a worker was free (a client that went away).
             tracing::debug!(request = %job.request.id, "request withdrawn before a worker took it");
-            return Ok(());
+            return JobEnd::Served;
         }
         metrics::histogram!("zeno_pool_queue_wait_seconds")
             .record(job.queued_at.elapsed().as_secs_f64());
-        let config = &self.shared.config;
+        let shared = self.shared.clone();
+        let config = &shared.config;
         let id = job.request.id.clone();
-        self.shared.status.set(self.index, WorkerState::Busy);
+        let pid = worker.pid();
+        self.enter(WorkerState::Busy, Some(pid));
         self.shared.status.served(self.index);
         // Once the pool shuts down, a running request gets stop_grace more, then its worker
         // is killed: shutdown is bounded even when a request would run to exec_timeout.
@@ -234,53 +328,48 @@ impl Slot {
             tokio::time::sleep(config.stop_grace).await;
         };
         // The reply goes out as soon as the response arrives; after-response work (Laravel's
-        // terminate) keeps the worker busy, under the same exec_timeout, until `done`.
-        let mut reply = Some(job.reply);
-        let send_reply = |reply: &mut Option<oneshot::Sender<Result<Response, PoolError>>>,
-                          result: Result<Response, PoolError>| {
-            if let Some(tx) = reply.take() {
-                let _ = tx.send(result);
-            }
-        };
+        // terminate) keeps the worker busy, under the same exec_timeout, until it is done.
+        let reply = Reply::new(job.reply);
+        let on_response = reply.clone();
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
                 config.exec_timeout,
-                worker.handle(job.request, self.shared.calls.as_ref(), |response| {
-                    send_reply(&mut reply, Ok(response));
-                }),
-            ) => outcome,
-            _ = shutdown_deadline => {
-                tracing::warn!(slot = self.index, pid = worker.pid(), request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
+                worker.handle(job.request, shared.calls.as_ref(), Box::new(move |response| on_response.send(Ok(response)))),
+            ) => Some(outcome),
+            _ = shutdown_deadline => None,
+        };
+        let end = match outcome {
+            Some(Ok(Ok(()))) => JobEnd::Served,
+            Some(Ok(Err(err))) => {
+                tracing::error!(slot = self.index, pid, request = %id, error = %err, "worker failed; replacing it");
                 worker.kill().await;
-                send_reply(&mut reply, Err(PoolError::ShuttingDown));
-                self.shared.calls.request_ended(&id).await;
-                self.shared.status.set(self.index, WorkerState::Down);
-                return Err(Reason::Crashed);
+                reply.send(Err(PoolError::WorkerFailed(err)));
+                JobEnd::Lost(Reason::Crashed)
+            }
+            Some(Err(_)) => {
+                tracing::error!(slot = self.index, pid, request = %id, timeout = ?config.exec_timeout, "request ran past exec_timeout; killing its worker");
+                worker.kill().await;
+                reply.send(Err(PoolError::Timeout(config.exec_timeout)));
+                JobEnd::Lost(Reason::ExecTimeout)
+            }
+            None => {
+                tracing::warn!(slot = self.index, pid, request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
+                self.enter(WorkerState::Stopping, Some(pid));
+                worker.kill().await;
+                reply.send(Err(PoolError::ShuttingDown));
+                JobEnd::Shutdown
             }
         };
-        let result = match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => {
-                tracing::error!(slot = self.index, pid = worker.pid(), request = %id, error = %err, "worker failed; replacing it");
-                worker.kill().await;
-                send_reply(&mut reply, Err(PoolError::WorkerFailed(err)));
-                Err(Reason::Crashed)
-            }
-            Err(_) => {
-                tracing::error!(slot = self.index, pid = worker.pid(), request = %id, timeout = ?config.exec_timeout, "request ran past exec_timeout; killing its worker");
-                worker.kill().await;
-                send_reply(&mut reply, Err(PoolError::Timeout(config.exec_timeout)));
-                Err(Reason::ExecTimeout)
-            }
-        };
-        self.shared.calls.request_ended(&id).await;
-        self.shared.status.set(self.index, WorkerState::Idle);
-        result
+        shared.calls.request_ended(&id).await;
+        if matches!(end, JobEnd::Served) {
+            self.enter(WorkerState::Idle, Some(pid));
+        }
+        end
     }
 
     /// Starts booting a replacement unless one is already on its way.
-    fn prepare(&self, pending: &mut Option<Pending>, reason: Reason) {
-        if pending.is_some() {
+    fn replace_later(&self, replacement: &mut Option<Replacement>, reason: Reason) {
+        if replacement.is_some() {
             return;
         }
         tracing::info!(
@@ -289,14 +378,12 @@ impl Slot {
             "booting a replacement worker"
         );
         let shared = self.shared.clone();
-        let boot = tokio::spawn(async move {
-            Worker::spawn(&shared.config.worker, shared.calls.as_ref()).await
-        });
-        *pending = Some(Pending { reason, boot });
+        let boot = tokio::spawn(async move { shared.spawner.spawn(shared.calls.as_ref()).await });
+        *replacement = Some(Replacement { reason, boot });
     }
 
-    /// Stops a retired worker in the background; the slot goes on with its replacement.
-    fn retire(&self, worker: Worker, reason: Reason) {
+    /// A healthy worker leaves on purpose: stopped in the background, counted.
+    fn retire(&self, worker: BoxWorker, reason: Reason) {
         tracing::info!(
             slot = self.index,
             pid = worker.pid(),
@@ -309,25 +396,48 @@ impl Slot {
         self.shared.tracker.spawn(worker.stop(grace));
     }
 
-    async fn finish_pending_after(
-        &self,
-        reason: Reason,
-        pending: Option<Pending>,
-    ) -> Option<Box<Worker>> {
+    /// The worker was lost (already dead or killed): counted; the slot is booting again.
+    fn lost(&mut self, reason: Reason) {
         count_restart(reason);
-        self.finish_pending(pending).await
+        self.enter(WorkerState::Booting, None);
     }
 
-    /// The worker is gone: use the replacement if one was booting, else boot cold.
-    async fn finish_pending(&self, pending: Option<Pending>) -> Option<Box<Worker>> {
-        let mut boot = pending?.boot;
-        self.shared.status.set(self.index, WorkerState::Booting);
+    /// The worker is gone: the replacement if one was booting (`None` inside to boot cold if
+    /// it fails), or `None` if the pool shuts down meanwhile.
+    async fn take_replacement(
+        &mut self,
+        replacement: Option<Replacement>,
+    ) -> Option<Option<BoxWorker>> {
+        let Some(mut r) = replacement else {
+            return Some(None);
+        };
+        self.enter(WorkerState::Booting, None);
         tokio::select! {
             _ = self.shared.cancel.cancelled() => {
-                boot.abort();
+                r.boot.abort();
                 None
             }
-            booted = &mut boot => booted.ok().and_then(Result::ok).map(Box::new),
+            booted = &mut r.boot => Some(booted.ok().and_then(Result::ok)),
+        }
+    }
+}
+
+/// The reply channel of a job, shared by the response callback and the failure paths: the
+/// first to send wins.
+#[derive(Clone)]
+struct Reply(Arc<std::sync::Mutex<Option<ReplySender>>>);
+
+type ReplySender = tokio::sync::oneshot::Sender<Result<zeno_protocol::Response, PoolError>>;
+
+impl Reply {
+    fn new(sender: ReplySender) -> Self {
+        Reply(Arc::new(std::sync::Mutex::new(Some(sender))))
+    }
+
+    fn send(&self, result: Result<zeno_protocol::Response, PoolError>) {
+        let sender = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = sender {
+            let _ = tx.send(result);
         }
     }
 }
@@ -336,7 +446,10 @@ fn count_restart(reason: Reason) {
     metrics::counter!("zeno_worker_restarts_total", "reason" => reason.as_str()).increment(1);
 }
 
-fn over_memory(worker: &Worker, limit: u64) -> bool {
+fn over_memory(worker: &dyn crate::process::WorkerProcess, limit: u64) -> bool {
+    if limit == 0 {
+        return false;
+    }
     match worker.rss_bytes() {
         Some(rss) if rss > limit => {
             tracing::info!(

@@ -90,23 +90,22 @@ impl Board {
         }
     }
 
-    /// A new worker process took over the slot.
+    /// A new worker process took over the slot: its counters start over.
     pub(crate) fn started(&self, slot: usize, pid: u32) {
         self.with(slot, |e| {
             e.pid = Some(pid);
-            e.state = WorkerState::Idle;
             e.requests = 0;
             e.started = Instant::now();
             e.started_wall = SystemTime::now();
         });
     }
 
-    pub(crate) fn set(&self, slot: usize, state: WorkerState) {
+    /// The slot's state and the worker it concerns; only [`crate::slot`] calls this, from
+    /// its one transition function.
+    pub(crate) fn set(&self, slot: usize, state: WorkerState, pid: Option<u32>) {
         self.with(slot, |e| {
             e.state = state;
-            if state == WorkerState::Down {
-                e.pid = None;
-            }
+            e.pid = pid;
         });
     }
 
