@@ -256,3 +256,6 @@ impl Pool {
         self.shared.tracker.wait().await;
     }
 }
+
+#[cfg(test)]
+mod tests;
