@@ -372,7 +372,10 @@ async fn max_jobs_recycles_warm_without_failing_a_request() {
     settle().await;
     // The old worker serves while its replacement boots, then leaves.
     assert_eq!(pids[..3], [1001, 1001, 1001]);
-    assert!(pids.iter().all(|p| [1001, 1002, 1003].contains(p)), "{pids:?}");
+    assert!(
+        pids.iter().all(|p| [1001, 1002, 1003].contains(p)),
+        "{pids:?}"
+    );
     assert!(fake.seen().contains(&Seen::Stopped(1001)));
     assert!(pids.contains(&1002));
     assert_eq!(fake.count(|s| matches!(s, Seen::Killed(_))), 0);
@@ -391,7 +394,11 @@ async fn max_memory_recycles_after_a_request_and_while_idle() {
     // While idle: the memory check replaces it within a check interval or two.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     settle().await;
-    assert!(fake.seen().contains(&Seen::Stopped(1001)), "{:?}", fake.seen());
+    assert!(
+        fake.seen().contains(&Seen::Stopped(1001)),
+        "{:?}",
+        fake.seen()
+    );
     let pid = pool.workers()[0].pid.expect("a worker");
     assert!(pid > 1001);
     // After a request: the one that served it is replaced.
@@ -424,7 +431,10 @@ async fn a_crash_mid_request_fails_that_request_only() {
     };
     let (pool, fake) = start(config(1), script).await;
     let crashed = pool.dispatch(task("r-1", json!({"crash": true}))).await;
-    assert!(matches!(crashed, Err(PoolError::WorkerFailed(_))), "{crashed:?}");
+    assert!(
+        matches!(crashed, Err(PoolError::WorkerFailed(_))),
+        "{crashed:?}"
+    );
     settle().await;
     // While the new worker boots, the slot says so: not idle with a dead pid.
     assert_eq!(states(&pool), vec![(WorkerState::Booting, None)]);
@@ -525,7 +535,12 @@ async fn reload_during_a_replacement_boot_starts_over() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     settle().await;
     let booted = fake.times_of(|s| matches!(s, Seen::Booted(_)));
-    assert_eq!(booted.len(), 2, "the stale boot never completed: {:?}", fake.seen());
+    assert_eq!(
+        booted.len(),
+        2,
+        "the stale boot never completed: {:?}",
+        fake.seen()
+    );
     assert!(booted[1] >= Duration::from_millis(2500), "{booted:?}");
     assert_eq!(states(&pool), vec![(WorkerState::Idle, Some(1003))]);
     assert!(fake.seen().contains(&Seen::Stopped(1001)));
@@ -545,7 +560,10 @@ async fn reload_replaces_every_worker_warm() {
     assert!(pid_of(&response) <= 1003);
     tokio::time::sleep(Duration::from_millis(200)).await;
     settle().await;
-    let pids: Vec<_> = states(&pool).into_iter().map(|(_, p)| p.expect("pid")).collect();
+    let pids: Vec<_> = states(&pool)
+        .into_iter()
+        .map(|(_, p)| p.expect("pid"))
+        .collect();
     assert!(pids.iter().all(|p| *p > 1003), "{pids:?}");
     assert_eq!(fake.count(|s| matches!(s, Seen::Stopped(_))), 3);
     assert_eq!(pool.live_workers(), 3);
@@ -569,9 +587,16 @@ async fn shutdown_gives_a_busy_worker_stop_grace_then_kills_it() {
     let result = busy.await.expect("joined");
     assert!(matches!(result, Err(PoolError::ShuttingDown)), "{result:?}");
     assert!(fake.seen().contains(&Seen::Killed(1001)) || fake.seen().contains(&Seen::Killed(1002)));
-    assert_eq!(fake.count(|s| matches!(s, Seen::Stopped(_))), 1, "the idle one was stopped");
+    assert_eq!(
+        fake.count(|s| matches!(s, Seen::Stopped(_))),
+        1,
+        "the idle one was stopped"
+    );
     assert!(fake.seen().contains(&Seen::Ended("r-1".into())));
-    assert_eq!(states(&pool), vec![(WorkerState::Down, None), (WorkerState::Down, None)]);
+    assert_eq!(
+        states(&pool),
+        vec![(WorkerState::Down, None), (WorkerState::Down, None)]
+    );
     assert_eq!(pool.live_workers(), 0);
     assert!(matches!(
         pool.dispatch(task("r-2", json!({}))).await,
@@ -609,4 +634,62 @@ async fn waiting_is_bounded_and_withdrawn_requests_never_run() {
         "withdrawn or refused requests never ran"
     );
     pool.shutdown().await;
+}
+
+/// `zeno_worker_restarts_total` by reason, from a recorder local to this (single) thread.
+fn restarts(snapshotter: &metrics_util::debugging::Snapshotter) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "zeno_worker_restarts_total")
+        .filter_map(|(key, _, _, value)| {
+            let reason = key
+                .key()
+                .labels()
+                .find(|l| l.key() == "reason")?
+                .value()
+                .to_owned();
+            match value {
+                metrics_util::debugging::DebugValue::Counter(n) => Some((reason, n)),
+                _ => None,
+            }
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarts_are_counted_by_reason_and_shutdown_is_not_one() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let mut config = config(1);
+    config.exec_timeout = Duration::from_secs(2);
+    config.stop_grace = Duration::from_secs(1);
+    let (pool, _fake) = start(config, Script::default()).await;
+    let pool = Arc::new(pool);
+    let _ = pool.dispatch(task("r-1", json!({"crash": true}))).await;
+    let _ = pool.dispatch(task("r-2", json!({"ms": 5000}))).await;
+    pool.dispatch(task("r-3", json!({"exit": true})))
+        .await
+        .expect("served");
+    settle().await;
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.dispatch(task("r-4", json!({"ms": 60_000}))).await })
+    };
+    settle().await;
+    pool.shutdown().await;
+    let _ = busy.await;
+    // One snapshot (it drains the counters): the kill at shutdown is not among them.
+    assert_eq!(
+        restarts(&snapshotter),
+        vec![
+            ("crashed".to_owned(), 1),
+            ("exec_timeout".to_owned(), 1),
+            ("exited".to_owned(), 1)
+        ]
+    );
 }
