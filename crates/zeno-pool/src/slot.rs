@@ -53,6 +53,8 @@ impl Reason {
 }
 
 /// What can happen to a slot that has a worker: the arms of its one `select!`.
+// An event lives for one turn of the loop; boxing the job would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Event {
     Shutdown,
     Job(Job),
