@@ -52,7 +52,7 @@ pub enum HostError {
     #[error("not a Laravel app (no bootstrap/app.php): {0}")]
     NotLaravel(PathBuf),
     /// The bundled PHP runtime could not be written to disk.
-    #[error("could not unpack the PHP runtime: {0}")]
+    #[error("could not unpack the PHP runtime")]
     Runtime(#[source] std::io::Error),
     /// The worker pool failed (no worker, timeout, worker died, …).
     #[error(transparent)]

@@ -99,7 +99,7 @@ impl Default for HttpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// Accepting connections failed.
-    #[error("could not accept connections: {0}")]
+    #[error("could not accept connections")]
     Accept(#[from] std::io::Error),
 }
 

@@ -140,10 +140,11 @@ where
             }),
             Err(MultipartError::Body(err)) => Err(err.into()),
             Err(err) => {
-                tracing::debug!(error = %err, "refusing a multipart body");
+                let message = zeno_protocol::report(&err);
+                tracing::debug!(error = %message, "refusing a multipart body");
                 Err(Refusal {
                     status: StatusCode::BAD_REQUEST,
-                    message: err.to_string(),
+                    message,
                     close: false,
                 })
             }
@@ -246,7 +247,7 @@ fn to_http(response: zeno_protocol::Response, id: &str) -> Response<ResponseBody
     let body = match response.body.into_bytes() {
         Ok(body) => body,
         Err(err) => {
-            tracing::error!(request = %id, error = %err, "worker answered with an undecodable body");
+            tracing::error!(request = %id, error = %zeno_protocol::report(&err), "worker answered with an undecodable body");
             return text(StatusCode::BAD_GATEWAY, "Bad Gateway\n");
         }
     };
@@ -281,12 +282,12 @@ fn to_http(response: zeno_protocol::Response, id: &str) -> Response<ResponseBody
 
 fn error_response(err: &HostError, id: &str) -> Response<ResponseBody> {
     let HostError::Pool(pool) = err else {
-        tracing::error!(request = %id, error = %err, "request failed");
+        tracing::error!(request = %id, error = %zeno_protocol::report(err), "request failed");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
     };
     match pool {
         PoolError::Timeout(_) => {
-            tracing::warn!(request = %id, error = %pool, "request timed out");
+            tracing::warn!(request = %id, error = %zeno_protocol::report(pool), "request timed out");
             text(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout\n")
         }
         PoolError::WorkerFailed(_) => text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
@@ -294,7 +295,7 @@ fn error_response(err: &HostError, id: &str) -> Response<ResponseBody> {
         | PoolError::QueueFull(_)
         | PoolError::ShuttingDown
         | PoolError::Boot(_) => {
-            tracing::warn!(request = %id, error = %pool, "no worker for request");
+            tracing::warn!(request = %id, error = %zeno_protocol::report(pool), "no worker for request");
             let mut response = text(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n");
             response
                 .headers_mut()

@@ -22,9 +22,9 @@ pub(crate) enum MultipartError {
     /// Reading the body failed (too large, too slow, connection lost).
     #[error(transparent)]
     Body(ReadError),
-    #[error("malformed multipart body: {0}")]
+    #[error("malformed multipart body")]
     Parse(#[source] multer::Error),
-    #[error("could not store an uploaded file: {0}")]
+    #[error("could not store an uploaded file")]
     Store(#[from] std::io::Error),
 }
 

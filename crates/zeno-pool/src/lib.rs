@@ -65,13 +65,13 @@ pub enum PoolError {
     #[error("the request ran longer than {0:?}; its worker was killed")]
     Timeout(Duration),
     /// The worker died or broke the protocol while handling the request.
-    #[error("the worker failed: {0}")]
+    #[error("the worker failed")]
     WorkerFailed(#[source] WorkerError),
     /// The pool is shutting down.
     #[error("the pool is shutting down")]
     ShuttingDown,
     /// No worker could be started at all.
-    #[error("no worker could start: {0}")]
+    #[error("no worker could start")]
     Boot(#[source] WorkerError),
 }
 
@@ -153,7 +153,7 @@ impl Pool {
             match result {
                 Ok(worker) => initial.push(Some(worker)),
                 Err(err) => {
-                    tracing::error!(error = %err, "worker failed to boot");
+                    tracing::error!(error = %zeno_protocol::report(&err), "worker failed to boot");
                     first_error.get_or_insert(err);
                     initial.push(None);
                 }

@@ -154,7 +154,7 @@ impl Slot {
                 Err(err) => {
                     self.enter(WorkerState::Down, None);
                     metrics::counter!("zeno_worker_boot_failures_total").increment(1);
-                    tracing::error!(slot = self.index, error = %err, retry_in = ?backoff, "worker failed to boot");
+                    tracing::error!(slot = self.index, error = %zeno_protocol::report(&err), retry_in = ?backoff, "worker failed to boot");
                     tokio::select! {
                         _ = self.shared.cancel.cancelled() => return None,
                         _ = tokio::time::sleep(backoff) => {}
@@ -231,10 +231,10 @@ impl Slot {
                 Event::ReplacementBooted(Err(err)) => {
                     // The current worker is healthy: keep it; the next trigger tries again.
                     replacement = None;
-                    tracing::error!(slot = self.index, error = %err, "replacement worker failed to boot; keeping the current one");
+                    tracing::error!(slot = self.index, error = %zeno_protocol::report(&err), "replacement worker failed to boot; keeping the current one");
                 }
                 Event::IdleWorkerFailed(err) => {
-                    tracing::warn!(slot = self.index, pid = worker.pid(), error = %err, "idle worker failed; replacing it");
+                    tracing::warn!(slot = self.index, pid = worker.pid(), error = %zeno_protocol::report(&err), "idle worker failed; replacing it");
                     worker.kill().await;
                     self.lost(Reason::Crashed);
                     return self.take_replacement(replacement).await;
@@ -343,7 +343,7 @@ impl Slot {
         let end = match outcome {
             Some(Ok(Ok(()))) => JobEnd::Served,
             Some(Ok(Err(err))) => {
-                tracing::error!(slot = self.index, pid, request = %id, error = %err, "worker failed; replacing it");
+                tracing::error!(slot = self.index, pid, request = %id, error = %zeno_protocol::report(&err), "worker failed; replacing it");
                 worker.kill().await;
                 reply.send(Err(PoolError::WorkerFailed(err)));
                 JobEnd::Lost(Reason::Crashed)

@@ -39,10 +39,10 @@ pub enum CodecError {
         limit: usize,
     },
     /// Serializing a message failed (only for values JSON cannot represent).
-    #[error("could not encode message: {0}")]
+    #[error("could not encode message")]
     Encode(#[from] serde_json::Error),
     /// Reading or writing the pipe failed.
-    #[error("i/o error: {0}")]
+    #[error("i/o error")]
     Io(#[from] std::io::Error),
 }
 

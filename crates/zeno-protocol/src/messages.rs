@@ -174,7 +174,7 @@ pub struct Body {
 
 /// A `body_b64` that is not valid base64.
 #[derive(Debug, thiserror::Error)]
-#[error("body_b64 is not valid base64: {0}")]
+#[error("body_b64 is not valid base64")]
 pub struct BodyError(#[from] base64::DecodeError);
 
 impl Body {

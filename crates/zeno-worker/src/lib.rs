@@ -77,7 +77,7 @@ pub trait HostCalls: Send + Sync {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     /// The PHP binary could not be started.
-    #[error("could not start {binary}: {source}")]
+    #[error("could not start {binary}")]
     Spawn {
         /// The binary that failed to start.
         binary: String,
@@ -104,8 +104,12 @@ pub enum WorkerError {
     /// The worker broke the protocol in another way (oversized line, wrong response id).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The worker's output could not be framed (a line over `max_line`), or a message to it
+    /// could not be encoded.
+    #[error("the worker's stream broke")]
+    Codec(#[source] CodecError),
     /// Writing to the worker failed.
-    #[error("could not write to worker: {0}")]
+    #[error("could not write to worker")]
     Io(#[from] std::io::Error),
 }
 
@@ -350,10 +354,7 @@ impl Worker {
     async fn next_frame(&mut self, during: &'static str) -> Result<Frame, WorkerError> {
         match self.stdout.next().await {
             Some(Ok(frame)) => Ok(frame),
-            Some(Err(CodecError::LineTooLong { limit })) => Err(WorkerError::Protocol(format!(
-                "worker wrote a line longer than {limit} bytes"
-            ))),
-            Some(Err(err)) => Err(WorkerError::Protocol(err.to_string())),
+            Some(Err(err)) => Err(codec_to_worker(err)),
             None => {
                 let status = self.child.wait().await;
                 Err(WorkerError::Exited {
@@ -433,7 +434,7 @@ pub fn rss_of(pid: u32) -> Option<u64> {
 fn codec_to_worker(err: CodecError) -> WorkerError {
     match err {
         CodecError::Io(io) => WorkerError::Io(io),
-        other => WorkerError::Protocol(other.to_string()),
+        other => WorkerError::Codec(other),
     }
 }
 
