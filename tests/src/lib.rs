@@ -70,6 +70,30 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// A fresh path in the temp directory, unique to this process and call.
+pub fn temp_path(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("zeno-e2e-{}-{n}-{name}", std::process::id()))
+}
+
+/// A URL path with `?started=FILE` (or `&started=`) added, for the fixtures that write FILE
+/// the moment PHP starts the request; and FILE.
+pub fn started(path: &str) -> (String, PathBuf) {
+    let file = temp_path("started");
+    let glue = if path.contains('?') { '&' } else { '?' };
+    (format!("{path}{glue}started={}", file.display()), file)
+}
+
+/// Waits until PHP has started the request marked by `file` (see [`started`]).
+pub async fn wait_started(file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the request never reached PHP");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits up to `timeout` for `condition` to hold, checking every 10 ms; whether it did. For
 /// conditions the test can observe (a file gone, a process exited), never a guessed delay.
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {

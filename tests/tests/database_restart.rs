@@ -57,7 +57,10 @@ async fn the_pool_survives_a_database_restart_under_load() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The load runs before the restart: wait for its first answers.
+    while ok.load(Ordering::SeqCst) < 50 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let before = ok.load(Ordering::SeqCst);
     assert!(before > 0, "load runs before the restart");
     tokio::task::spawn_blocking(restart_postgres)

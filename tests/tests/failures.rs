@@ -124,8 +124,9 @@ async fn a_response_over_the_line_limit_is_refused_not_buffered() {
 #[tokio::test]
 async fn no_free_worker_in_time_gives_503_with_retry_after() {
     let server = one_worker(&["--allocate-timeout", "200ms", "--exec-timeout", "30s"]);
+    let (path, running) = zeno_e2e::started("/hang");
     let slow = tokio::spawn({
-        let url = server.url("/hang");
+        let url = server.url(&path);
         async move {
             client()
                 .get(url)
@@ -134,7 +135,7 @@ async fn no_free_worker_in_time_gives_503_with_retry_after() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    zeno_e2e::wait_started(&running).await;
     let response = get(&server, "/pid").await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
@@ -236,11 +237,12 @@ async fn sigterm_drains_and_leaves_no_php_behind() {
         .start();
     let worker = u32::try_from(pid_of(&server).await).expect("pid");
     // A request in flight when the signal arrives still gets its answer.
+    let (path, running) = zeno_e2e::started("/sleep?ms=1500");
     let slow = tokio::spawn({
-        let url = server.url("/sleep?ms=1500");
+        let url = server.url(&path);
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    zeno_e2e::wait_started(&running).await;
     server.signal(Signal::SIGTERM);
     assert_eq!(slow.await.expect("join").expect("response"), 200);
     let status = server
@@ -264,10 +266,9 @@ async fn kill_9_of_the_host_leaves_no_php_alive() {
     server
         .wait_exit(Duration::from_secs(5))
         .expect("zeno is dead");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while workers.iter().any(|pid| process_alive(*pid)) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    zeno_e2e::wait_until(Duration::from_secs(5), || {
+        !workers.iter().any(|pid| process_alive(*pid))
+    });
     let alive: Vec<_> = workers.iter().filter(|pid| process_alive(**pid)).collect();
     assert!(
         alive.is_empty(),

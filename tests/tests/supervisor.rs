@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use zeno_e2e::{client, fixture, process_alive, zeno_bin, Server};
+use zeno_e2e::{client, fixture, process_alive, temp_path, zeno_bin, Server};
 
 async fn pid_of(server: &Server) -> u64 {
     let response = client().get(server.url("/pid")).send().await.expect("send");
@@ -26,15 +26,18 @@ async fn admin_get(addr: &str, path: &str) -> reqwest::Response {
         .expect("admin request")
 }
 
-fn temp_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "zeno-e2e-{}-{}-{name}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ))
+/// The second of the day a JSON log line was written at (its `timestamp`), for gaps.
+fn log_seconds(line: &str) -> f64 {
+    let value: Value = serde_json::from_str(line).expect("json log line");
+    let stamp = value["timestamp"].as_str().expect("timestamp");
+    let time = stamp
+        .split('T')
+        .nth(1)
+        .expect("time part")
+        .trim_end_matches('Z');
+    time.split(':')
+        .map(|part| part.parse::<f64>().expect("number"))
+        .fold(0.0, |total, part| total * 60.0 + part)
 }
 
 #[tokio::test]
@@ -49,11 +52,12 @@ async fn max_jobs_recycles_workers_without_failing_a_request() {
             "127.0.0.1:0",
         ])
         .start();
+    // A retiring worker serves until its replacement has booted, so keep asking until three
+    // workers have answered.
     let mut pids = HashSet::new();
-    for _ in 0..40 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids.len() < 3 && Instant::now() < deadline {
         pids.insert(pid_of(&server).await);
-        // A retiring worker serves until its replacement has booted; give boots time.
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(pids.len() >= 3, "workers were recycled: {pids:?}");
     let metrics = admin_get(&server.admin_addr(), "/metrics")
@@ -66,8 +70,12 @@ async fn max_jobs_recycles_workers_without_failing_a_request() {
         "{metrics}"
     );
     // Retired workers are gone, not left running.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let current = pid_of(&server).await;
+    zeno_e2e::wait_until(Duration::from_secs(10), || {
+        pids.iter()
+            .filter(|p| **p != current)
+            .all(|p| !process_alive(u32::try_from(*p).expect("pid")))
+    });
     for pid in pids.iter().filter(|p| **p != current) {
         assert!(
             !process_alive(u32::try_from(*pid).expect("pid")),
@@ -122,7 +130,13 @@ async fn an_idle_worker_is_recycled_after_idle_timeout() {
         .args(["--workers", "1", "--idle-timeout", "300ms"])
         .start();
     let before = pid_of(&server).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing touches the worker (a request would reset its idle clock) until it is gone.
+    assert!(
+        zeno_e2e::wait_until(Duration::from_secs(10), || !process_alive(
+            u32::try_from(before).expect("pid")
+        )),
+        "the idle worker was never recycled"
+    );
     let after = pid_of(&server).await;
     assert_ne!(before, after);
     assert!(!process_alive(u32::try_from(before).expect("pid")));
@@ -154,11 +168,12 @@ async fn a_client_that_disconnects_while_queued_never_runs() {
     let server = Server::worker(&fixture("dump.php"))
         .args(["--workers", "1"])
         .start();
+    let (path, running) = zeno_e2e::started("/sleep?ms=1000");
     let busy = tokio::spawn({
-        let url = server.url("/sleep?ms=1000");
+        let url = server.url(&path);
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    zeno_e2e::wait_started(&running).await;
     let marker = temp_path("marker");
     let impatient = client()
         .get(server.url(&format!("/mark?file={}", marker.display())))
@@ -180,7 +195,7 @@ async fn a_client_that_disconnects_while_queued_never_runs() {
             .status(),
         200
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One worker takes jobs in order: the withdrawn one was skipped before /pid ran.
     assert!(!marker.exists(), "a request whose client left must not run");
 }
 
@@ -239,11 +254,24 @@ async fn failing_boots_back_off_and_the_host_keeps_answering() {
             .status(),
         502
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let failures = server.count_log("worker failed to boot");
+    // Three failed boots, spaced by the backoff (100 ms, then 200 ms), as the log's own
+    // timestamps show.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.count_log("worker failed to boot") < 3 {
+        assert!(Instant::now() < deadline, "boots were not retried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let times: Vec<f64> = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("worker failed to boot"))
+        .take(3)
+        .map(|l| log_seconds(l))
+        .collect();
+    let gaps = [times[1] - times[0], times[2] - times[1]];
     assert!(
-        (2..=6).contains(&failures),
-        "boots retried with backoff, not in a tight loop: {failures} failures in 2.5 s"
+        gaps[0] >= 0.095 && gaps[1] >= 0.195,
+        "boots retried with backoff, not in a tight loop: {gaps:?}"
     );
     assert!(
         server.log().join("\n").contains("boot failed on purpose"),
@@ -304,14 +332,24 @@ async fn reloads_and_recycles_under_load_fail_no_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Each event once the load has been running for a while, by the count of answers.
+    let served_at_least = |n: usize| {
+        let served = served.clone();
+        async move {
+            while served.load(Ordering::SeqCst) < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    served_at_least(200).await;
     let reload = client()
         .post(format!("http://{admin}/reload"))
         .send()
         .await
         .expect("reload");
     assert_eq!(reload.status(), 202);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let after_reload = served.load(Ordering::SeqCst) + 300;
+    served_at_least(after_reload).await;
     server.signal(Signal::SIGHUP);
     for task in load {
         task.await.expect("load task");
@@ -432,13 +470,16 @@ async fn ready_turns_503_while_draining() {
         .start();
     let admin = server.admin_addr();
     assert_eq!(admin_get(&admin, "/ready").await.status(), 200);
+    let (path, running) = zeno_e2e::started("/sleep?ms=1500");
     let slow = tokio::spawn({
-        let url = server.url("/sleep?ms=1500");
+        let url = server.url(&path);
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    zeno_e2e::wait_started(&running).await;
     server.signal(Signal::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server
+        .wait_for_log("stopped accepting connections", Duration::from_secs(5))
+        .is_some());
     let ready = admin_get(&admin, "/ready").await;
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.json::<Value>().await.expect("json")["draining"], true);
@@ -459,13 +500,16 @@ async fn a_second_signal_exits_at_once_and_leaves_no_php() {
         .args(["--workers", "1"])
         .start();
     let worker = u32::try_from(pid_of(&server).await).expect("pid");
+    let (path, running) = zeno_e2e::started("/hang");
     let _hang = tokio::spawn({
-        let url = server.url("/hang");
+        let url = server.url(&path);
         async move { client().get(url).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    zeno_e2e::wait_started(&running).await;
     server.signal(Signal::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server
+        .wait_for_log("a second signal exits at once", Duration::from_secs(5))
+        .is_some());
     let started = Instant::now();
     server.signal(Signal::SIGINT);
     let status = server
@@ -473,10 +517,7 @@ async fn a_second_signal_exits_at_once_and_leaves_no_php() {
         .expect("exits at once");
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(!status.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while process_alive(worker) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    zeno_e2e::wait_until(Duration::from_secs(5), || !process_alive(worker));
     assert!(!process_alive(worker), "the busy worker died with the host");
 }
 
@@ -488,11 +529,12 @@ async fn shutdown_is_bounded_when_a_request_never_finishes() {
         .env("ZENO_WORKERS__STOP_GRACE", "1s")
         .start();
     let worker = u32::try_from(pid_of(&server).await).expect("pid");
+    let (path, running) = zeno_e2e::started("/hang");
     let hang = tokio::spawn({
-        let url = server.url("/hang");
+        let url = server.url(&path);
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    zeno_e2e::wait_started(&running).await;
     let started = Instant::now();
     server.signal(Signal::SIGTERM);
     let status = server
@@ -509,5 +551,11 @@ async fn shutdown_is_bounded_when_a_request_never_finishes() {
     );
     assert!(!process_alive(worker), "the hung worker was killed");
     // The client got an answer or a closed connection, never a hang.
-    let _ = hang.await.expect("join");
+    let answer = tokio::time::timeout(Duration::from_secs(5), hang)
+        .await
+        .expect("the client was left hanging")
+        .expect("join");
+    if let Ok(status) = answer {
+        assert!(status >= 500, "a killed request cannot succeed: {status}");
+    }
 }
