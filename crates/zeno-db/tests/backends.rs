@@ -635,12 +635,18 @@ async fn statement_timeout_stops_long_queries() {
 /// the next query succeeds instead of failing on the dead connection.
 #[tokio::test]
 async fn a_connection_the_server_killed_is_replaced_before_use() {
-    for (url, id_sql, kill) in [
-        (my_url(), "select connection_id() as id", "kill ?"),
+    for (url, id_sql, kill, gone) in [
+        (
+            my_url(),
+            "select connection_id() as id",
+            "kill ?",
+            "select count(*) as n from information_schema.processlist where id = ?",
+        ),
         (
             pg_url(),
             "select pg_backend_pid() as id",
             "select pg_terminate_backend(?::int)",
+            "select count(*) as n from pg_stat_activity where pid = ?::int",
         ),
     ] {
         let mut config = ConnectionConfig::new(&url);
@@ -651,7 +657,15 @@ async fn a_connection_the_server_killed_is_replaced_before_use() {
         // Another client ends that connection from the server's side.
         let admin = dbs(&url);
         q(&admin, "", kill, json!([id])).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The kill is asynchronous on the server: wait until the connection is gone there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while q(&admin, "", gone, json!([id])).await["rows"][0]["n"].as_i64() != Some(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{url}: the connection never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let again = q(&db, "", id_sql, json!([])).await;
         let new_id = again["rows"][0]["id"].as_i64().expect("connection id");
         assert_ne!(new_id, id, "{url}: a new connection serves the query");
