@@ -25,8 +25,11 @@ use tokio::sync::Mutex;
 
 pub use exec::QueryOutput;
 
-/// Settings of one named connection.
-#[derive(Debug, Clone)]
+/// Settings of one named connection. In `zeno.toml` a connection is a URL
+/// (`default = "postgres://…"`) or a table with the URL and pool settings; the defaults are
+/// those of [`ConnectionConfig::new`].
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "RawConnection")]
 pub struct ConnectionConfig {
     /// `postgres://…`, `mysql://…` (MariaDB too) or `sqlite://path` (`sqlite::memory:`).
     pub url: String,
@@ -63,6 +66,103 @@ impl ConnectionConfig {
             max_lifetime: Duration::from_secs(1800),
             statement_timeout: Duration::ZERO,
         }
+    }
+}
+
+/// The host functions this crate gives PHP (`\Zeno::call('db_query', …)`), by name: the
+/// host registers each of [`DbFunction::ALL`] under [`DbFunction::name`] and runs it with
+/// [`Databases::call`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFunction {
+    /// `db_query`: a statement that returns rows.
+    Query,
+    /// `db_exec`: statements without rows (several allowed).
+    Exec,
+    /// `db_begin`: opens a transaction pinned to the request.
+    Begin,
+    /// `db_commit`: commits it.
+    Commit,
+    /// `db_rollback`: rolls it back.
+    Rollback,
+    /// `db_connections`: the configured connections and their backends.
+    Connections,
+}
+
+impl DbFunction {
+    /// Every function, for registering them all.
+    pub const ALL: [DbFunction; 6] = [
+        DbFunction::Query,
+        DbFunction::Exec,
+        DbFunction::Begin,
+        DbFunction::Commit,
+        DbFunction::Rollback,
+        DbFunction::Connections,
+    ];
+
+    /// The name PHP calls it by.
+    pub fn name(self) -> &'static str {
+        match self {
+            DbFunction::Query => "db_query",
+            DbFunction::Exec => "db_exec",
+            DbFunction::Begin => "db_begin",
+            DbFunction::Commit => "db_commit",
+            DbFunction::Rollback => "db_rollback",
+            DbFunction::Connections => "db_connections",
+        }
+    }
+}
+
+/// A connection as `zeno.toml` writes it: a URL, or a table.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RawConnection {
+    Url(String),
+    Table(ConnectionTable),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectionTable {
+    url: String,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    sticky: bool,
+    max_connections: Option<u32>,
+    min_connections: Option<u32>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    acquire_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    idle_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    max_lifetime: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    statement_timeout: Option<Duration>,
+}
+
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    zeno_config::duration(d).map(Some)
+}
+
+impl TryFrom<RawConnection> for ConnectionConfig {
+    type Error = String;
+
+    fn try_from(raw: RawConnection) -> Result<Self, String> {
+        let table = match raw {
+            RawConnection::Url(url) => return Ok(ConnectionConfig::new(url)),
+            RawConnection::Table(table) => table,
+        };
+        let mut config = ConnectionConfig::new(table.url);
+        config.read = table.read;
+        config.sticky = table.sticky;
+        let defaults = config.clone();
+        config.max_connections = table.max_connections.unwrap_or(defaults.max_connections);
+        config.min_connections = table.min_connections.unwrap_or(defaults.min_connections);
+        config.acquire_timeout = table.acquire_timeout.unwrap_or(defaults.acquire_timeout);
+        config.idle_timeout = table.idle_timeout.unwrap_or(defaults.idle_timeout);
+        config.max_lifetime = table.max_lifetime.unwrap_or(defaults.max_lifetime);
+        config.statement_timeout = table.statement_timeout.unwrap_or(defaults.statement_timeout);
+        Ok(config)
     }
 }
 
@@ -308,6 +408,28 @@ impl Databases {
             .get(name)
             .cloned()
             .ok_or_else(|| DbError::UnknownConnection(name.to_owned()))
+    }
+
+    /// Runs one of the host functions for `request` (empty outside a request).
+    pub async fn call(
+        &self,
+        function: DbFunction,
+        request: &str,
+        params: &Value,
+    ) -> Result<Value, DbError> {
+        match function {
+            DbFunction::Query => self.query(request, params).await,
+            DbFunction::Exec => self.exec(request, params).await,
+            DbFunction::Begin => self.begin(request, params).await,
+            DbFunction::Commit => self.commit(request, params).await,
+            DbFunction::Rollback => self.rollback(request, params).await,
+            DbFunction::Connections => Ok(Value::Object(
+                self.backends()
+                    .into_iter()
+                    .map(|(name, backend)| (name, Value::String(backend.as_str().to_owned())))
+                    .collect(),
+            )),
+        }
     }
 
     /// `db_query {connection?, sql, params?, mode?}`.

@@ -34,7 +34,7 @@ use zeno_worker::{HostCalls, WorkerConfig};
 pub use zeno_worker::Credentials;
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
-pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError};
+pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction};
 pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
 
@@ -420,45 +420,24 @@ impl HostCalls for RegistryCalls {
     }
 }
 
-/// Registers `db_query`, `db_exec`, `db_begin`, `db_commit`, `db_rollback` and
-/// `db_connections` on the registry.
+/// Registers zeno-db's host functions (`db_query`, `db_exec`, `db_begin`, `db_commit`,
+/// `db_rollback`, `db_connections`) on the registry.
 fn register_db(registry: &mut Registry, db: &Arc<zeno_db::Databases>) {
-    for name in [
-        "db_query",
-        "db_exec",
-        "db_begin",
-        "db_commit",
-        "db_rollback",
-    ] {
+    for function in zeno_db::DbFunction::ALL {
         let db = db.clone();
-        registry.register(name, move |ctx: CallContext, params: Value| {
+        registry.register(function.name(), move |ctx: CallContext, params: Value| {
             let db = db.clone();
             async move {
-                let request = ctx.request_id.as_str();
-                let result = match ctx.function.as_str() {
-                    "db_query" => db.query(request, &params).await,
-                    "db_exec" => db.exec(request, &params).await,
-                    "db_begin" => db.begin(request, &params).await,
-                    "db_commit" => db.commit(request, &params).await,
-                    _ => db.rollback(request, &params).await,
-                };
-                result.map_err(|err| CallError {
-                    kind: err.kind().to_owned(),
-                    message: err.to_string(),
-                    info: Some(err.info()),
-                })
+                db.call(function, &ctx.request_id, &params)
+                    .await
+                    .map_err(|err| CallError {
+                        kind: err.kind().to_owned(),
+                        message: err.to_string(),
+                        info: Some(err.info()),
+                    })
             }
         });
     }
-    let backends: serde_json::Map<String, Value> = db
-        .backends()
-        .into_iter()
-        .map(|(name, backend)| (name, Value::String(backend.as_str().to_owned())))
-        .collect();
-    registry.register("db_connections", move |_ctx, _params| {
-        let backends = backends.clone();
-        async move { Ok(Value::Object(backends)) }
-    });
 }
 
 /// Work for PHP: an HTTP request or a task, with the scope values the caller adds.
