@@ -1,82 +1,28 @@
-//! `zeno.toml`, `ZENO_<SECTION>__<KEY>` environment overrides and command-line flags, merged
-//! in that order of precedence (flags win).
+//! `zeno.toml`, `ZENO_<SECTION>__<KEY>` environment variables and command-line flags, layered
+//! in that order (flags win) onto one TOML table, which is then read once into the libraries'
+//! own config types: [`zeno_http::HttpConfig`] for `[server]`, [`zeno_host::WorkersConfig`] for
+//! `[workers]`, [`zeno_host::ConnectionConfig`] for each `[db]` entry. They own the defaults;
+//! this file only knows where values come from.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 /// The whole configuration. Every field has a default, so an empty file is valid.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    pub server: ServerConfig,
-    pub workers: WorkersConfig,
+    pub server: zeno_http::HttpConfig,
+    pub workers: zeno_host::WorkersConfig,
     /// Static scope values every request carries.
     pub scope: serde_json::Map<String, serde_json::Value>,
     /// Named databases: `[db] default = "postgres://…"`, or a table with pool settings.
-    pub db: BTreeMap<String, DbEntry>,
+    pub db: BTreeMap<String, zeno_host::ConnectionConfig>,
     pub log: LogConfig,
     pub admin: AdminConfig,
-}
-
-/// One named database: a URL, or a table with the URL and pool settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum DbEntry {
-    Url(String),
-    Full(DbTable),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DbTable {
-    pub url: String,
-    #[serde(default)]
-    pub read: Vec<String>,
-    #[serde(default)]
-    pub sticky: bool,
-    pub max_connections: Option<u32>,
-    pub min_connections: Option<u32>,
-    pub acquire_timeout: Option<Dur>,
-    pub idle_timeout: Option<Dur>,
-    pub max_lifetime: Option<Dur>,
-    pub statement_timeout: Option<Dur>,
-}
-
-impl DbEntry {
-    /// The pool settings, defaults filled in.
-    pub fn connection(&self) -> zeno_host::ConnectionConfig {
-        match self {
-            DbEntry::Url(url) => zeno_host::ConnectionConfig::new(url),
-            DbEntry::Full(t) => {
-                let mut c = zeno_host::ConnectionConfig::new(&t.url);
-                c.read = t.read.clone();
-                c.sticky = t.sticky;
-                if let Some(v) = t.max_connections {
-                    c.max_connections = v;
-                }
-                if let Some(v) = t.min_connections {
-                    c.min_connections = v;
-                }
-                if let Some(v) = t.acquire_timeout {
-                    c.acquire_timeout = v.0;
-                }
-                if let Some(v) = t.idle_timeout {
-                    c.idle_timeout = v.0;
-                }
-                if let Some(v) = t.max_lifetime {
-                    c.max_lifetime = v.0;
-                }
-                if let Some(v) = t.statement_timeout {
-                    c.statement_timeout = v.0;
-                }
-                c
-            }
-        }
-    }
 }
 
 /// The admin listener: `/metrics`, `/workers`, `/reload`. Off unless `listen` is set.
@@ -84,51 +30,6 @@ impl DbEntry {
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     pub listen: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    pub listen: String,
-    pub max_body: Size,
-    pub max_header: Size,
-    pub shutdown_grace: Dur,
-    /// A client that has not sent complete headers by then is disconnected (0: never).
-    pub header_timeout: Dur,
-    /// Longest wait for the next chunk of a request body: 408 past it.
-    pub body_timeout: Dur,
-    /// An idle keep-alive connection is closed after this long (0: only header_timeout).
-    pub keepalive_timeout: Dur,
-    /// Most connections at once; past it new ones wait until one closes.
-    pub max_connections: usize,
-    /// Pass header names containing `_` to PHP (nginx's `underscores_in_headers`).
-    pub underscores_in_headers: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WorkersConfig {
-    pub handler: Option<PathBuf>,
-    pub laravel: Option<PathBuf>,
-    pub count: usize,
-    pub php: PathBuf,
-    pub exec_timeout: Dur,
-    pub allocate_timeout: Dur,
-    pub boot_timeout: Dur,
-    pub stop_grace: Dur,
-    pub max_jobs: u64,
-    pub max_memory: Size,
-    pub idle_timeout: Dur,
-    pub max_queue: usize,
-    pub max_line: Size,
-    pub max_host_call: Size,
-    pub env_allowlist: Vec<String>,
-    pub env: BTreeMap<String, String>,
-    pub ini: BTreeMap<String, String>,
-    /// The user workers run as (a name or a numeric id); the host must run as root.
-    pub user: Option<String>,
-    /// The group workers run as; by default the user's primary group.
-    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,68 +48,6 @@ pub enum LogFormat {
     Json,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            workers: WorkersConfig::default(),
-            scope: serde_json::Map::new(),
-            db: BTreeMap::new(),
-            log: LogConfig::default(),
-            admin: AdminConfig::default(),
-        }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8080".into(),
-            max_body: Size(16 * 1024 * 1024),
-            max_header: Size(64 * 1024),
-            shutdown_grace: Dur(Duration::from_secs(30)),
-            header_timeout: Dur(Duration::from_secs(30)),
-            body_timeout: Dur(Duration::from_secs(30)),
-            keepalive_timeout: Dur(Duration::from_secs(15)),
-            max_connections: 10_000,
-            underscores_in_headers: false,
-        }
-    }
-}
-
-impl Default for WorkersConfig {
-    fn default() -> Self {
-        WorkersConfig {
-            handler: None,
-            laravel: None,
-            count: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
-            php: PathBuf::from("php-cgi"),
-            exec_timeout: Dur(Duration::from_secs(30)),
-            allocate_timeout: Dur(Duration::from_secs(10)),
-            boot_timeout: Dur(Duration::from_secs(30)),
-            stop_grace: Dur(Duration::from_secs(10)),
-            max_jobs: 0,
-            max_memory: Size(0),
-            idle_timeout: Dur(Duration::ZERO),
-            max_queue: 1024,
-            max_line: Size(zeno_protocol_max_line()),
-            max_host_call: Size(1024 * 1024),
-            env_allowlist: zeno_host::DEFAULT_ENV_ALLOWLIST
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            env: BTreeMap::new(),
-            ini: BTreeMap::new(),
-            user: None,
-            group: None,
-        }
-    }
-}
-
-fn zeno_protocol_max_line() -> u64 {
-    64 * 1024 * 1024
-}
-
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -218,11 +57,11 @@ impl Default for LogConfig {
     }
 }
 
-/// A byte size: a number of bytes, or a string with a K/M/G suffix (`"256M"`).
+/// A byte size given as a flag: a number of bytes, or with a K/M/G suffix (`256M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
 
-/// A duration: a number of seconds, or a string with a unit (`"500ms"`, `"30s"`, `"2m"`).
+/// A duration given as a flag: seconds, or with a unit (`500ms`, `30s`, `2m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
@@ -230,25 +69,7 @@ impl std::str::FromStr for Size {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size (examples: 1048576, 64K, 256M, 1G)"))?;
-        let factor: u64 = match unit.trim().to_ascii_uppercase().as_str() {
-            "" | "B" => 1,
-            "K" | "KB" | "KIB" => 1024,
-            "M" | "MB" | "MIB" => 1024 * 1024,
-            "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
-            other => {
-                return Err(format!(
-                    "unknown size unit {other:?} in {s:?} (use K, M or G)"
-                ))
-            }
-        };
-        n.checked_mul(factor)
-            .map(Size)
-            .ok_or_else(|| format!("size {s:?} is too large"))
+        zeno_config::parse_size(s).map(Size)
     }
 }
 
@@ -256,52 +77,101 @@ impl std::str::FromStr for Dur {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration (examples: 500ms, 30s, 2m)"))?;
-        let duration = match unit.trim() {
-            "ms" => Duration::from_millis(n),
-            "" | "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            other => {
-                return Err(format!(
-                    "unknown duration unit {other:?} in {s:?} (use ms, s, m or h)"
-                ))
-            }
-        };
-        Ok(Dur(duration))
+        zeno_config::parse_duration(s).map(Dur)
     }
 }
 
-macro_rules! number_or_string {
-    ($ty:ty) => {
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                #[derive(Deserialize)]
-                #[serde(untagged)]
-                enum Raw {
-                    Number(u64),
-                    Text(String),
-                }
-                match Raw::deserialize(d)? {
-                    Raw::Number(n) => n.to_string().parse().map_err(serde::de::Error::custom),
-                    Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-                }
+impl From<Size> for toml::Value {
+    fn from(size: Size) -> Self {
+        toml::Value::Integer(i64::try_from(size.0).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<Dur> for toml::Value {
+    fn from(duration: Dur) -> Self {
+        toml::Value::String(format!("{}ms", duration.0.as_millis()))
+    }
+}
+
+/// The last layer: what the command line says, as dotted keys onto the table.
+#[derive(Debug, Default)]
+pub struct Flags {
+    values: Vec<(&'static str, toml::Value)>,
+    removed: Vec<&'static str>,
+    databases: Vec<(String, String)>,
+}
+
+impl Flags {
+    /// Sets `key` (`workers.count`) when the flag was given.
+    pub fn set(&mut self, key: &'static str, value: Option<impl Into<toml::Value>>) {
+        if let Some(value) = value {
+            self.values.push((key, value.into()));
+        }
+    }
+
+    /// Removes `key` (`--worker` removes `workers.laravel`).
+    pub fn remove(&mut self, key: &'static str) {
+        self.removed.push(key);
+    }
+
+    /// `--db NAME=URL`: the connection's URL, keeping its pool settings from the file.
+    pub fn database(&mut self, name: &str, url: &str) {
+        self.databases.push((name.to_owned(), url.to_owned()));
+    }
+
+    fn apply(&self, table: &mut toml::Table) -> anyhow::Result<()> {
+        for key in &self.removed {
+            let (section, name) = key.split_once('.').context("a dotted key")?;
+            if let Some(toml::Value::Table(inner)) = table.get_mut(section) {
+                inner.remove(name);
             }
         }
-    };
+        for (key, value) in &self.values {
+            let (section, name) = key.split_once('.').context("a dotted key")?;
+            section_of(table, section, key)?.insert(name.to_owned(), value.clone());
+        }
+        for (name, url) in &self.databases {
+            set_database_url(table, name, url)?;
+        }
+        Ok(())
+    }
 }
-number_or_string!(Size);
-number_or_string!(Dur);
+
+fn section_of<'a>(
+    table: &'a mut toml::Table,
+    section: &str,
+    what: &str,
+) -> anyhow::Result<&'a mut toml::Table> {
+    match table
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+    {
+        toml::Value::Table(inner) => Ok(inner),
+        _ => bail!("{what}: {section} is not a section"),
+    }
+}
+
+/// A database URL from the environment or a flag replaces the URL, keeping the file's pool
+/// settings for that connection.
+fn set_database_url(table: &mut toml::Table, name: &str, url: &str) -> anyhow::Result<()> {
+    let dbs = section_of(table, "db", "a database URL")?;
+    match dbs.get_mut(name) {
+        Some(toml::Value::Table(entry)) => {
+            entry.insert("url".into(), toml::Value::String(url.to_owned()));
+        }
+        _ => {
+            dbs.insert(name.to_owned(), toml::Value::String(url.to_owned()));
+        }
+    }
+    Ok(())
+}
 
 impl Config {
-    /// Reads `path` (if given), then applies `ZENO_*` variables from `env`.
+    /// Reads `path` (if given), then applies `ZENO_*` variables from `env`, then `flags`.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+        flags: &Flags,
     ) -> anyhow::Result<Config> {
         let mut table = match path {
             Some(path) => {
@@ -315,9 +185,10 @@ impl Config {
         for (name, value) in env {
             apply_env(&mut table, &name, &value)?;
         }
+        flags.apply(&mut table)?;
         toml::Value::Table(table)
             .try_into()
-            .context("invalid configuration (from the config file or ZENO_* variables)")
+            .context("invalid configuration (from the config file, ZENO_* variables or flags)")
     }
 }
 
@@ -328,22 +199,7 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
     };
     if let Some(db) = rest.strip_prefix("DB_") {
         if !db.is_empty() && !db.contains("__") {
-            let dbs = table
-                .entry("db")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(dbs) = dbs {
-                let name = db.to_ascii_lowercase();
-                // A URL from the environment replaces the URL, keeping the file's pool settings.
-                match dbs.get_mut(&name) {
-                    Some(toml::Value::Table(entry)) => {
-                        entry.insert("url".into(), toml::Value::String(value.to_owned()));
-                    }
-                    _ => {
-                        dbs.insert(name, toml::Value::String(value.to_owned()));
-                    }
-                }
-            }
-            return Ok(());
+            return set_database_url(table, &db.to_ascii_lowercase(), value);
         }
     }
     if !rest.contains("__") {
@@ -420,10 +276,10 @@ mod tests {
 
     #[test]
     fn defaults_without_file_or_env() {
-        let config = Config::load(None, env(&[])).expect("load");
+        let config = Config::load(None, env(&[]), &Flags::default()).expect("load");
         assert_eq!(config.server.listen, "127.0.0.1:8080");
-        assert_eq!(config.workers.php, PathBuf::from("php-cgi"));
-        assert_eq!(config.workers.exec_timeout.0, Duration::from_secs(30));
+        assert_eq!(config.workers.php, std::path::PathBuf::from("php-cgi"));
+        assert_eq!(config.workers.exec_timeout, Duration::from_secs(30));
     }
 
     #[test]
@@ -446,15 +302,16 @@ mod tests {
                 ("ZENO_WORKERS__ENV__RETRIES", "3"),
                 ("OTHER", "ignored"),
             ]),
+            &Flags::default(),
         )
         .expect("load");
         assert_eq!(config.server.listen, "127.0.0.1:9000");
-        assert_eq!(config.server.max_body, Size(1024 * 1024));
-        assert_eq!(config.server.max_header, Size(8 * 1024));
+        assert_eq!(config.server.max_body, 1024 * 1024);
+        assert_eq!(config.server.max_header_bytes, 8 * 1024);
         assert_eq!(config.workers.count, 7);
-        assert_eq!(config.workers.exec_timeout.0, Duration::from_millis(500));
+        assert_eq!(config.workers.exec_timeout, Duration::from_millis(500));
         assert_eq!(config.scope["tenant"], "acme");
-        assert_eq!(config.db["main"].connection().url, "postgres://u:p@h/db");
+        assert_eq!(config.db["main"].url, "postgres://u:p@h/db");
         assert_eq!(
             config.workers.env["APP_ENV"], "prod",
             "env names keep their case"
@@ -481,22 +338,29 @@ mod tests {
                 ("ZENO_SERVER__KEEPALIVE_TIMEOUT", "0"),
                 ("ZENO_SERVER__BODY_TIMEOUT", "250ms"),
             ]),
+            &Flags::default(),
         )
         .expect("load");
-        assert_eq!(config.server.header_timeout.0, Duration::from_secs(5));
+        assert_eq!(config.server.header_timeout, Some(Duration::from_secs(5)));
         assert_eq!(config.server.max_connections, 50);
         assert!(config.server.underscores_in_headers);
-        assert_eq!(config.server.keepalive_timeout.0, Duration::ZERO);
-        assert_eq!(config.server.body_timeout.0, Duration::from_millis(250));
+        assert_eq!(config.server.keepalive_timeout, None);
+        assert_eq!(config.server.body_timeout, Duration::from_millis(250));
         assert_eq!(config.workers.user.as_deref(), Some("www-data"));
         assert_eq!(
             config.workers.group.as_deref(),
             Some("1000"),
             "a numeric group from the environment stays a name"
         );
-        let defaults = Config::load(None, env(&[])).expect("defaults");
-        assert_eq!(defaults.server.header_timeout.0, Duration::from_secs(30));
-        assert_eq!(defaults.server.keepalive_timeout.0, Duration::from_secs(15));
+        let defaults = Config::load(None, env(&[]), &Flags::default()).expect("defaults");
+        assert_eq!(
+            defaults.server.header_timeout,
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            defaults.server.keepalive_timeout,
+            Some(Duration::from_secs(15))
+        );
         assert_eq!(defaults.server.max_connections, 10_000);
         assert!(!defaults.server.underscores_in_headers);
         assert!(defaults.workers.user.is_none());
@@ -514,33 +378,97 @@ mod tests {
         let config = Config::load(
             Some(&path),
             env(&[("ZENO_DB_MAIN", "postgres://override/x")]),
+            &Flags::default(),
         )
         .expect("load");
-        let main = config.db["main"].connection();
+        let main = &config.db["main"];
         assert_eq!(main.url, "postgres://override/x");
         assert_eq!(main.read, vec!["postgres://r/x".to_owned()]);
         assert!(main.sticky);
         assert_eq!(main.max_connections, 20);
         assert_eq!(main.acquire_timeout, Duration::from_secs(2));
-        assert_eq!(config.db["simple"].connection().url, "sqlite://a.db");
-        assert_eq!(config.db["simple"].connection().max_connections, 10);
+        assert_eq!(config.db["simple"].url, "sqlite://a.db");
+        assert_eq!(config.db["simple"].max_connections, 10);
     }
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let err = Config::load(None, env(&[("ZENO_WORKERS__EXEC_TIMEOUT", "soon")]))
-            .expect_err("must fail");
+        let err = Config::load(
+            None,
+            env(&[("ZENO_WORKERS__EXEC_TIMEOUT", "soon")]),
+            &Flags::default(),
+        )
+        .expect_err("must fail");
         assert!(format!("{err:#}").contains("not a duration"), "{err:#}");
-        let err = Config::load(None, env(&[("ZENO_WORKERS__NOPE", "1")])).expect_err("unknown key");
+        let err = Config::load(None, env(&[("ZENO_WORKERS__NOPE", "1")]), &Flags::default())
+            .expect_err("unknown key");
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
-        let err = Config::load(Some(Path::new("/nonexistent/zeno.toml")), env(&[]))
-            .expect_err("missing file");
+        let err = Config::load(
+            Some(Path::new("/nonexistent/zeno.toml")),
+            env(&[]),
+            &Flags::default(),
+        )
+        .expect_err("missing file");
         assert!(format!("{err:#}").contains("/nonexistent/zeno.toml"));
+    }
+
+    #[test]
+    fn flags_are_the_last_layer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zeno.toml");
+        std::fs::write(
+            &path,
+            "[workers]\nlaravel = \"app\"\ncount = 3\n[db.main]\nurl = \"postgres://file/x\"\nmax_connections = 20\n",
+        )
+        .expect("write");
+        let mut flags = Flags::default();
+        flags.set("workers.handler", Some("index.php"));
+        flags.remove("workers.laravel");
+        flags.set("workers.count", Some(9));
+        flags.set(
+            "workers.exec_timeout",
+            Some(Dur(Duration::from_millis(1500))),
+        );
+        flags.set("workers.max_memory", Some(Size(1024)));
+        flags.set("server.listen", None::<String>);
+        flags.database("main", "postgres://flag/x");
+        let config =
+            Config::load(Some(&path), env(&[("ZENO_WORKERS__COUNT", "7")]), &flags).expect("load");
+        assert_eq!(config.workers.count, 9, "flags win over the environment");
+        assert_eq!(
+            config.workers.handler.as_deref(),
+            Some(Path::new("index.php"))
+        );
+        assert!(config.workers.laravel.is_none());
+        assert_eq!(config.workers.exec_timeout, Duration::from_millis(1500));
+        assert_eq!(config.workers.max_memory, 1024);
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.db["main"].url, "postgres://flag/x");
+        assert_eq!(
+            config.db["main"].max_connections, 20,
+            "the file's pool settings stay"
+        );
+    }
+
+    #[test]
+    fn one_default_for_the_library_and_the_binary() {
+        let config = Config::load(None, env(&[]), &Flags::default()).expect("load");
+        let library = zeno_host::WorkersConfig::default();
+        assert_eq!(config.workers.count, library.count);
+        assert_eq!(config.workers.exec_timeout, library.exec_timeout);
+        assert_eq!(
+            config.server.max_body,
+            zeno_http::HttpConfig::default().max_body
+        );
     }
 
     #[test]
     fn sizes_and_durations_parse() {
         assert_eq!("256M".parse::<Size>(), Ok(Size(256 * 1024 * 1024)));
+        assert_eq!(
+            toml::Value::from(Dur(Duration::from_secs(2))).as_str(),
+            Some("2000ms")
+        );
         assert_eq!("1024".parse::<Size>(), Ok(Size(1024)));
         assert!("12X".parse::<Size>().is_err());
         assert_eq!("2m".parse::<Dur>(), Ok(Dur(Duration::from_secs(120))));

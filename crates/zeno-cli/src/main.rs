@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use config::{Config, Dur, LogFormat, Size};
+use config::{Config, Dur, Flags, LogFormat, Size};
 
 #[derive(Parser)]
 #[command(
@@ -128,8 +128,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Workers(args) => workers::print(&args.admin, args.json),
         Command::Artisan(args) => {
-            let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-            let exposed = add_db_flags(&mut config, args.db)?;
+            let mut flags = Flags::default();
+            let exposed = db_flags(&mut flags, &args.db)?;
+            let mut config = Config::load(args.config.as_deref(), std::env::vars(), &flags)?;
             config.log.format = LogFormat::Text;
             if config.log.level == "info" {
                 // The command's own output is what the user wants to read.
@@ -180,46 +181,40 @@ fn start_hardened(exposed: &[String]) {
 /// Merges the config file, the environment and the flags (flags win). Also returns the names
 /// of `--db` flags that carry a password.
 fn resolve(args: ServeArgs) -> anyhow::Result<(Config, Vec<String>)> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let mut flags = Flags::default();
     if let Some(worker) = args.worker {
-        config.workers.handler = Some(worker);
-        config.workers.laravel = None;
+        flags.set("workers.handler", Some(worker.display().to_string()));
+        flags.remove("workers.laravel");
     }
     if let Some(laravel) = args.laravel {
-        config.workers.laravel = Some(laravel);
-        config.workers.handler = None;
+        flags.set("workers.laravel", Some(laravel.display().to_string()));
+        flags.remove("workers.handler");
     }
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(workers) = args.workers {
-        config.workers.count = workers;
-    }
-    let exposed = add_db_flags(&mut config, args.db)?;
-    if let Some(v) = args.exec_timeout {
-        config.workers.exec_timeout = v;
-    }
-    if let Some(v) = args.max_jobs {
-        config.workers.max_jobs = v;
-    }
-    if let Some(v) = args.max_memory {
-        config.workers.max_memory = v;
-    }
-    if let Some(v) = args.allocate_timeout {
-        config.workers.allocate_timeout = v;
-    }
-    if let Some(v) = args.admin {
-        config.admin.listen = Some(v);
-    }
-    if let Some(v) = args.idle_timeout {
-        config.workers.idle_timeout = v;
-    }
-    if let Some(v) = args.php {
-        config.workers.php = v;
-    }
-    if let Some(v) = args.log_format {
-        config.log.format = v;
-    }
+    flags.set("server.listen", args.listen);
+    flags.set(
+        "workers.count",
+        args.workers.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    flags.set("workers.exec_timeout", args.exec_timeout);
+    flags.set(
+        "workers.max_jobs",
+        args.max_jobs.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    flags.set("workers.max_memory", args.max_memory);
+    flags.set("workers.allocate_timeout", args.allocate_timeout);
+    flags.set("admin.listen", args.admin);
+    flags.set("workers.idle_timeout", args.idle_timeout);
+    flags.set("workers.php", args.php.map(|p| p.display().to_string()));
+    flags.set(
+        "log.format",
+        args.log_format.map(|f| match f {
+            LogFormat::Auto => "auto",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }),
+    );
+    let exposed = db_flags(&mut flags, &args.db)?;
+    let config = Config::load(args.config.as_deref(), std::env::vars(), &flags)?;
     if config.workers.count == 0 {
         bail!("workers must be at least 1");
     }
@@ -229,11 +224,11 @@ fn resolve(args: ServeArgs) -> anyhow::Result<(Config, Vec<String>)> {
     Ok((config, exposed))
 }
 
-/// Applies `--db NAME=URL` flags over the configured connections; returns the names of those
-/// whose URL carries a password.
-fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<Vec<String>> {
+/// `--db NAME=URL` flags as the last layer over the configured connections; returns the
+/// names of those whose URL carries a password.
+fn db_flags(flags: &mut Flags, values: &[String]) -> anyhow::Result<Vec<String>> {
     let mut exposed = Vec::new();
-    for db in flags {
+    for db in values {
         let Some((name, url)) = db.split_once('=') else {
             bail!("--db expects NAME=URL, got {db:?}");
         };
@@ -243,14 +238,7 @@ fn add_db_flags(config: &mut Config, flags: Vec<String>) -> anyhow::Result<Vec<S
         if security::url_has_password(url) {
             exposed.push(name.to_owned());
         }
-        let entry = match config.db.remove(name) {
-            Some(config::DbEntry::Full(mut table)) => {
-                table.url = url.to_owned();
-                config::DbEntry::Full(table)
-            }
-            _ => config::DbEntry::Url(url.to_owned()),
-        };
-        config.db.insert(name.to_owned(), entry);
+        flags.database(name, url);
     }
     Ok(exposed)
 }
@@ -323,28 +311,14 @@ async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<(
     }
     tokio::spawn(watch_signals(draining.clone(), host.clone()));
     let http = zeno_http::HttpConfig {
-        max_body: usize::try_from(config.server.max_body.0)
-            .context("server.max_body is too large")?,
-        max_header_bytes: usize::try_from(config.server.max_header.0)
-            .context("server.max_header is too large")?,
-        shutdown_grace: config.server.shutdown_grace.0,
         static_dir,
-        header_timeout: nonzero(config.server.header_timeout.0),
-        body_timeout: config.server.body_timeout.0,
-        keepalive_timeout: nonzero(config.server.keepalive_timeout.0),
-        max_connections: config.server.max_connections,
-        underscores_in_headers: config.server.underscores_in_headers,
+        ..config.server.clone()
     };
     zeno_http::serve(host.clone(), listener, http, draining).await?;
     host.shutdown().await;
     admin_stop.cancel();
     tracing::info!("zeno stopped");
     Ok(())
-}
-
-/// A duration where zero means "no limit".
-fn nonzero(duration: std::time::Duration) -> Option<std::time::Duration> {
-    (!duration.is_zero()).then_some(duration)
 }
 
 /// Applies the configuration's worker, scope and database settings to a host builder, and the
@@ -354,41 +328,15 @@ fn configure(
     config_file: Option<&std::path::Path>,
     base: zeno_host::HostBuilder,
 ) -> anyhow::Result<zeno_host::HostBuilder> {
-    let w = &config.workers;
-    let credentials = security::worker_credentials(w)?;
+    let credentials = security::worker_credentials(&config.workers)?;
     if let Some(path) = config_file {
         security::check_config_file(path, credentials);
     }
-    let mut builder = base
-        .php_binary(&w.php)
-        .workers(w.count)
-        .env_allowlist(w.env_allowlist.clone())
-        .boot_timeout(w.boot_timeout.0)
-        .exec_timeout(w.exec_timeout.0)
-        .allocate_timeout(w.allocate_timeout.0)
-        .stop_grace(w.stop_grace.0)
-        .max_jobs(w.max_jobs)
-        .max_memory(w.max_memory.0)
-        .idle_timeout(w.idle_timeout.0)
-        .max_queue(w.max_queue)
-        .max_line(usize::try_from(w.max_line.0).context("workers.max_line is too large")?)
-        .max_host_call(
-            usize::try_from(w.max_host_call.0).context("workers.max_host_call is too large")?,
-        );
-    for (name, value) in &w.ini {
-        builder = builder.ini(name, value);
-    }
-    for (name, value) in &w.env {
-        builder = builder.env(name, value);
-    }
+    let mut builder = base.settings(config.workers.clone());
     for (key, value) in &config.scope {
         builder = builder.scope_value(key, value.clone());
     }
-    let mut databases: std::collections::BTreeMap<String, zeno_host::ConnectionConfig> = config
-        .db
-        .iter()
-        .map(|(name, entry)| (name.clone(), entry.connection()))
-        .collect();
+    let mut databases = config.db.clone();
     // With no `default` configured, it is an SQLite file, so a demo needs no server.
     databases
         .entry("default".to_owned())

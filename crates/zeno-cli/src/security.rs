@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use nix::unistd::{Gid, Group, Uid, User};
 use zeno_host::Credentials;
 
-use crate::config::WorkersConfig;
+use zeno_host::WorkersConfig;
 
 /// Makes the host non-dumpable — no process of the same user can read its memory or
 /// environment through `/proc` or attach to it with ptrace — and raises the open-file limit

@@ -19,7 +19,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "K" | "KB" | "KIB" => 1024,
         "M" | "MB" | "MIB" => 1024 * 1024,
         "G" | "GB" | "GIB" => 1024 * 1024 * 1024,
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use K, M or G)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use K, M or G)"
+            ))
+        }
     };
     n.checked_mul(factor)
         .ok_or_else(|| format!("size {s:?} is too large"))
@@ -68,7 +72,8 @@ pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// `deserialize_with` for a size in bytes (`usize`).
 pub fn size_usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let bytes = size(d)?;
-    usize::try_from(bytes).map_err(|_| serde::de::Error::custom(format!("size {bytes} is too large")))
+    usize::try_from(bytes)
+        .map_err(|_| serde::de::Error::custom(format!("size {bytes} is too large")))
 }
 
 /// `deserialize_with` for a duration.

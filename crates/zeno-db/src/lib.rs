@@ -161,7 +161,9 @@ impl TryFrom<RawConnection> for ConnectionConfig {
         config.acquire_timeout = table.acquire_timeout.unwrap_or(defaults.acquire_timeout);
         config.idle_timeout = table.idle_timeout.unwrap_or(defaults.idle_timeout);
         config.max_lifetime = table.max_lifetime.unwrap_or(defaults.max_lifetime);
-        config.statement_timeout = table.statement_timeout.unwrap_or(defaults.statement_timeout);
+        config.statement_timeout = table
+            .statement_timeout
+            .unwrap_or(defaults.statement_timeout);
         Ok(config)
     }
 }

@@ -21,6 +21,7 @@
 
 mod functions;
 mod runtime;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,13 +35,10 @@ use zeno_worker::{HostCalls, WorkerConfig};
 pub use zeno_worker::Credentials;
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
+pub use settings::{WorkersConfig, DEFAULT_ENV_ALLOWLIST};
 pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction};
 pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
-
-/// Environment variables a worker inherits from the host by default. Everything else is
-/// withheld, so secrets in the host's environment never reach PHP.
-pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 
 /// Why the host could not start or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -59,29 +57,17 @@ pub enum HostError {
     Pool(#[from] PoolError),
 }
 
-/// Configures and starts a [`Host`].
+/// Configures and starts a [`Host`]: what it runs (chosen by the constructor), how it runs
+/// its workers (a [`WorkersConfig`], set whole with [`HostBuilder::settings`] or field by field
+/// with the methods below), and what PHP may call.
 #[derive(Debug)]
 pub struct HostBuilder {
     handler: PathBuf,
     laravel: Option<(PathBuf, &'static str)>,
-    php_binary: PathBuf,
-    ini: Vec<(String, String)>,
-    workers: usize,
-    env_allowlist: Vec<String>,
-    env: Vec<(String, String)>,
+    settings: WorkersConfig,
     scope: Map<String, Value>,
     registry: Registry,
     runtime_dir: Option<PathBuf>,
-    boot_timeout: Duration,
-    exec_timeout: Duration,
-    allocate_timeout: Duration,
-    max_queue: usize,
-    max_jobs: u64,
-    max_memory: u64,
-    idle_timeout: Duration,
-    stop_grace: Duration,
-    max_line: usize,
-    max_host_call: usize,
     app: String,
     databases: Option<Arc<zeno_db::Databases>>,
     credentials: Option<Credentials>,
@@ -94,31 +80,21 @@ impl HostBuilder {
         HostBuilder {
             handler: handler.into(),
             laravel: None,
-            php_binary: PathBuf::from("php-cgi"),
-            ini: Vec::new(),
-            workers: 4,
-            env_allowlist: DEFAULT_ENV_ALLOWLIST
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            env: Vec::new(),
+            settings: WorkersConfig::default(),
             scope: Map::new(),
             registry: Registry::with_builtins(),
             runtime_dir: None,
-            boot_timeout: Duration::from_secs(30),
-            exec_timeout: Duration::from_secs(30),
-            allocate_timeout: Duration::from_secs(10),
-            max_queue: 1024,
-            max_jobs: 0,
-            max_memory: 0,
-            idle_timeout: Duration::ZERO,
-            stop_grace: Duration::from_secs(10),
-            max_line: zeno_protocol::DEFAULT_MAX_LINE,
-            max_host_call: 1024 * 1024,
             app: "handler".into(),
             databases: None,
             credentials: None,
         }
+    }
+
+    /// Replaces every worker setting at once (its `handler` and `laravel` are ignored: the
+    /// constructor chose what runs).
+    pub fn settings(mut self, settings: WorkersConfig) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// A host that runs the Laravel app in `app_dir`: each worker boots it once and serves
@@ -137,43 +113,43 @@ impl HostBuilder {
         let mut builder = HostBuilder::new(PathBuf::new());
         builder.laravel = Some((app_dir.into(), "zeno-artisan.php"));
         builder.app = "artisan".into();
-        builder.workers = 1;
+        builder.settings.count = 1;
         builder
     }
 
     /// The PHP binary to run (default `php-cgi`; `php` works, but `header()` is then ignored).
     pub fn php_binary(mut self, binary: impl Into<PathBuf>) -> Self {
-        self.php_binary = binary.into();
+        self.settings.php = binary.into();
         self
     }
 
     /// Adds a `php.ini` setting passed as `-d name=value`.
     pub fn ini(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.ini.push((name.into(), value.into()));
+        self.settings.ini.insert(name.into(), value.into());
         self
     }
 
     /// Number of worker processes.
     pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
+        self.settings.count = workers.max(1);
         self
     }
 
     /// Lets the worker inherit this variable from the host's environment.
     pub fn allow_env(mut self, name: impl Into<String>) -> Self {
-        self.env_allowlist.push(name.into());
+        self.settings.env_allowlist.push(name.into());
         self
     }
 
     /// Replaces the list of variables inherited from the host's environment.
     pub fn env_allowlist(mut self, names: Vec<String>) -> Self {
-        self.env_allowlist = names;
+        self.settings.env_allowlist = names;
         self
     }
 
     /// Sets a variable in the workers' environment.
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((name.into(), value.into()));
+        self.settings.env.insert(name.into(), value.into());
         self
     }
 
@@ -218,61 +194,61 @@ impl HostBuilder {
 
     /// Longest a worker may take to boot.
     pub fn boot_timeout(mut self, timeout: Duration) -> Self {
-        self.boot_timeout = timeout;
+        self.settings.boot_timeout = timeout;
         self
     }
 
     /// Longest a request may run before its worker is killed.
     pub fn exec_timeout(mut self, timeout: Duration) -> Self {
-        self.exec_timeout = timeout;
+        self.settings.exec_timeout = timeout;
         self
     }
 
     /// Longest a request may wait for a free worker.
     pub fn allocate_timeout(mut self, timeout: Duration) -> Self {
-        self.allocate_timeout = timeout;
+        self.settings.allocate_timeout = timeout;
         self
     }
 
     /// Requests that may wait for a worker at once.
     pub fn max_queue(mut self, max: usize) -> Self {
-        self.max_queue = max.max(1);
+        self.settings.max_queue = max.max(1);
         self
     }
 
     /// Recycle a worker after this many requests (0: never).
     pub fn max_jobs(mut self, max: u64) -> Self {
-        self.max_jobs = max;
+        self.settings.max_jobs = max;
         self
     }
 
     /// Recycle a worker whose RSS passes this many bytes after a request (0: never).
     pub fn max_memory(mut self, bytes: u64) -> Self {
-        self.max_memory = bytes;
+        self.settings.max_memory = bytes;
         self
     }
 
     /// Recycle a worker that has been idle this long (zero: never).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.settings.idle_timeout = timeout;
         self
     }
 
     /// How long a stopping worker may take before SIGTERM, and again before SIGKILL.
     pub fn stop_grace(mut self, grace: Duration) -> Self {
-        self.stop_grace = grace;
+        self.settings.stop_grace = grace;
         self
     }
 
     /// Longest protocol line accepted from a worker (bounds a response's size).
     pub fn max_line(mut self, bytes: usize) -> Self {
-        self.max_line = bytes;
+        self.settings.max_line = bytes;
         self
     }
 
     /// Largest host_call accepted from a worker.
     pub fn max_host_call(mut self, bytes: usize) -> Self {
-        self.max_host_call = bytes;
+        self.settings.max_host_call = bytes;
         self
     }
 
@@ -282,7 +258,8 @@ impl HostBuilder {
             Some(dir) => runtime::RuntimeDir::External(dir.clone()),
             None => runtime::RuntimeDir::unpack().map_err(HostError::Runtime)?,
         };
-        let mut env = self.env;
+        let settings = self.settings;
+        let mut env: Vec<(String, String)> = settings.env.into_iter().collect();
         let (handler, cwd) = match &self.laravel {
             Some((dir, entry)) => {
                 if !dir.join("bootstrap/app.php").is_file() {
@@ -305,27 +282,27 @@ impl HostBuilder {
         };
         env.push(("ZENO_APP".into(), self.app.clone()));
         let worker = WorkerConfig {
-            php_binary: self.php_binary,
-            ini: default_ini().chain(self.ini).collect(),
+            php_binary: settings.php,
+            ini: default_ini().chain(settings.ini).collect(),
             script: runtime.entry(),
-            env: worker_env(&self.env_allowlist, env, &handler),
+            env: worker_env(&settings.env_allowlist, env, &handler),
             cwd: Some(cwd),
-            boot_timeout: self.boot_timeout,
-            max_line: self.max_line,
-            max_host_call: self.max_host_call,
+            boot_timeout: settings.boot_timeout,
+            max_line: settings.max_line,
+            max_host_call: settings.max_host_call,
             credentials: self.credentials,
         };
         let pool_config = zeno_pool::PoolConfig {
             worker,
-            workers: self.workers,
-            exec_timeout: self.exec_timeout,
-            allocate_timeout: self.allocate_timeout,
-            max_queue: self.max_queue,
-            max_jobs: self.max_jobs,
-            max_memory: self.max_memory,
+            workers: settings.count.max(1),
+            exec_timeout: settings.exec_timeout,
+            allocate_timeout: settings.allocate_timeout,
+            max_queue: settings.max_queue.max(1),
+            max_jobs: settings.max_jobs,
+            max_memory: settings.max_memory,
             memory_check_interval: Duration::from_secs(1),
-            idle_timeout: self.idle_timeout,
-            stop_grace: self.stop_grace,
+            idle_timeout: settings.idle_timeout,
+            stop_grace: settings.stop_grace,
         };
         let registry = Arc::new(self.registry);
         let calls: Arc<dyn HostCalls> =

@@ -49,26 +49,37 @@ pub(crate) fn empty() -> ResponseBody {
     full(Bytes::new())
 }
 
-/// Limits and settings of the HTTP front.
-#[derive(Debug, Clone)]
+/// Limits and settings of the HTTP front: the `[server]` section of `zeno.toml`, whose
+/// defaults are the ones documented (docs/operations.md).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
+    /// The address `zeno serve` listens on ([`serve`] takes a bound listener instead).
+    pub listen: String,
     /// Largest request body accepted, in bytes; larger gets 413.
+    #[serde(deserialize_with = "zeno_config::size_usize")]
     pub max_body: usize,
     /// Largest total size of request headers (names and values), in bytes; larger gets 431.
+    #[serde(rename = "max_header", deserialize_with = "zeno_config::size_usize")]
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
+    #[serde(deserialize_with = "zeno_config::duration")]
     pub shutdown_grace: Duration,
     /// A directory whose files the host serves itself (a Laravel app's `public/`); requests
     /// for anything else — and always for `.php` files and dotfiles — go to PHP.
+    #[serde(skip)]
     pub static_dir: Option<std::path::PathBuf>,
     /// Longest a client may take to send a request's headers, counted from when the host
     /// starts waiting for them (on a kept-alive connection, from the previous response); the
-    /// connection is closed past it. `None`: no limit.
+    /// connection is closed past it. `None` (`0` in the file): no limit.
+    #[serde(deserialize_with = "zeno_config::duration_or_off")]
     pub header_timeout: Option<Duration>,
     /// Longest wait for the next chunk of a request body; past it the request gets 408.
+    #[serde(deserialize_with = "zeno_config::duration")]
     pub body_timeout: Duration,
     /// A connection with no request in flight and no traffic for this long is closed.
-    /// `None`: kept as long as `header_timeout` allows.
+    /// `None` (`0` in the file): kept as long as `header_timeout` allows.
+    #[serde(deserialize_with = "zeno_config::duration_or_off")]
     pub keepalive_timeout: Option<Duration>,
     /// Most connections open at once; past it new connections wait in the listen backlog
     /// until one closes, while the open ones keep being served.
@@ -82,6 +93,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
+            listen: "127.0.0.1:8080".into(),
             max_body: 16 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),

@@ -2,7 +2,7 @@
 //! the oldest, so allocation is fair; a worker that dies, hangs past its time or reaches a
 //! limit is replaced, and the pool keeps serving.
 //!
-//! Each worker slot is a task that owns one [`Worker`] at a time. The queue is bounded,
+//! Each worker slot is a task that owns one worker ([`WorkerProcess`]) at a time. The queue is bounded,
 //! waiting for a worker is bounded (`allocate_timeout`) and running is bounded
 //! (`exec_timeout`), so every request ends in exactly one result. A worker retired on
 //! purpose (a limit, a reload) keeps serving until its replacement has booted, so recycling

@@ -1,0 +1,93 @@
+//! The `[workers]` section of `zeno.toml`: how the host runs its PHP workers. This type owns
+//! the defaults; the CLI reads it from the file and the environment, and an embedder sets it
+//! through [`crate::HostBuilder`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the host runs its PHP workers. Every field has the documented default.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// The handler file `zeno serve` runs (`--worker`); the builder's constructor chooses it
+    /// for an embedder.
+    pub handler: Option<PathBuf>,
+    /// The Laravel app `zeno serve` runs (`--laravel`); likewise.
+    pub laravel: Option<PathBuf>,
+    /// Number of worker processes (default: twice the CPUs).
+    pub count: usize,
+    /// The PHP binary (`php-cgi`; `php` works, but `header()` is then lost).
+    pub php: PathBuf,
+    /// A request running longer is killed: its worker's process group gets SIGKILL.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub exec_timeout: Duration,
+    /// A request waiting longer for a free worker is refused.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub allocate_timeout: Duration,
+    /// A worker not ready by then is killed and retried with backoff.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub boot_timeout: Duration,
+    /// A stopping worker gets SIGTERM after this, SIGKILL after this again.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub stop_grace: Duration,
+    /// Recycle a worker after about this many requests (0: never).
+    pub max_jobs: u64,
+    /// Recycle a worker whose RSS passes this many bytes (0: never).
+    #[serde(deserialize_with = "zeno_config::size")]
+    pub max_memory: u64,
+    /// Recycle a worker idle this long (zero: never).
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub idle_timeout: Duration,
+    /// Requests that may wait for a worker at once; more are refused at once.
+    pub max_queue: usize,
+    /// Longest protocol line from a worker (bounds a response).
+    #[serde(deserialize_with = "zeno_config::size_usize")]
+    pub max_line: usize,
+    /// Largest `\Zeno::call` accepted.
+    #[serde(deserialize_with = "zeno_config::size_usize")]
+    pub max_host_call: usize,
+    /// Variables a worker inherits from the host's environment; nothing else is passed.
+    pub env_allowlist: Vec<String>,
+    /// Variables set for the workers.
+    pub env: BTreeMap<String, String>,
+    /// `php.ini` settings, passed as `-d name=value`.
+    pub ini: BTreeMap<String, String>,
+    /// The user workers run as (a name or a numeric id); the host must run as root.
+    pub user: Option<String>,
+    /// The group workers run as; by default the user's primary group.
+    pub group: Option<String>,
+}
+
+/// Environment variables a worker inherits from the host by default. Everything else is
+/// withheld, so secrets in the host's environment never reach PHP.
+pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            handler: None,
+            laravel: None,
+            count: std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            php: PathBuf::from("php-cgi"),
+            exec_timeout: Duration::from_secs(30),
+            allocate_timeout: Duration::from_secs(10),
+            boot_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+            max_jobs: 0,
+            max_memory: 0,
+            idle_timeout: Duration::ZERO,
+            max_queue: 1024,
+            max_line: zeno_protocol::DEFAULT_MAX_LINE,
+            max_host_call: 1024 * 1024,
+            env_allowlist: DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            env: BTreeMap::new(),
+            ini: BTreeMap::new(),
+            user: None,
+            group: None,
+        }
+    }
+}
