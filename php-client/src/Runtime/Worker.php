@@ -4,13 +4,15 @@ declare(strict_types=1);
 
 namespace Zeno\Runtime;
 
-use Zeno\Request;
-use Zeno\Response;
 use Zeno\Zeno;
 
 /**
  * The PHP side of a Zeno worker: boots the application once, then answers the host's
  * requests one at a time until the host says `stop` or closes stdin.
+ *
+ * The parts: {@see Channel} carries messages, {@see Protocol} builds them, {@see Exchange}
+ * maps one request in and out of PHP's globals, {@see Output} captures what it echoes, and
+ * {@see Deferred} holds its after-response work. This class is the loop that ties them.
  *
  * Output discipline: protocol lines go to the stdout file descriptor directly; everything
  * PHP's output layer produces goes through an output buffer. During a request that buffer
@@ -26,9 +28,9 @@ final class Worker
     private bool $stopRequested = false;
     /** @var array<string, mixed> */
     private array $baseServer;
-    private int $captureLevel = 0;
-    /** @var list<callable> work to run after the current request's response is sent */
-    private array $deferred = [];
+    private Exchange $exchange;
+    private Output $output;
+    private Deferred $deferred;
     /** The current request's response has been sent; only after-response work remains. */
     private bool $responded = false;
 
@@ -37,6 +39,9 @@ final class Worker
     {
         $this->baseServer = $_SERVER;
         unset($this->baseServer['argv'], $this->baseServer['argc']);
+        $this->exchange = new Exchange($this->baseServer);
+        $this->output = new Output();
+        $this->deferred = new Deferred();
     }
 
     /**
@@ -61,11 +66,11 @@ final class Worker
         $handlerPath = (string) realpath($handlerPath);
         // As under PHP-FPM, relative paths resolve from the handler's directory.
         chdir(dirname($handlerPath));
+        $_SERVER['SCRIPT_FILENAME'] = $handlerPath;
+        $_SERVER['DOCUMENT_ROOT'] = dirname($handlerPath);
+        $_SERVER['SCRIPT_NAME'] = '/' . basename($handlerPath);
+        $_SERVER['PHP_SELF'] = '/' . basename($handlerPath);
         $worker = new self($channel, $stderr, (string) (getenv('ZENO_APP') ?: 'handler'));
-        $worker->baseServer['SCRIPT_FILENAME'] = $handlerPath;
-        $worker->baseServer['DOCUMENT_ROOT'] = dirname($handlerPath);
-        $worker->baseServer['SCRIPT_NAME'] = '/' . basename($handlerPath);
-        $worker->baseServer['PHP_SELF'] = '/' . basename($handlerPath);
         Zeno::bind($worker);
         register_shutdown_function([$worker, 'onShutdown']);
 
@@ -84,33 +89,34 @@ final class Worker
     /** Announces readiness, then serves until `stop` or end of input. */
     public function run(callable $handler): int
     {
-        $this->channel->send([
-            'type' => 'ready',
-            'protocol' => 1,
-            'pid' => getmypid(),
-            'php' => PHP_VERSION,
-            'app' => $this->app,
-        ]);
+        $this->channel->send(Protocol::ready($this->app));
         while (!$this->stopRequested && ($message = $this->channel->receive()) !== null) {
-            switch ($message['type']) {
-                case 'request':
-                    $response = $this->handle($message, $handler);
-                    if ($this->deferred === []) {
-                        $this->channel->send($response);
-                        break;
-                    }
-                    $response['terminating'] = true;
-                    $this->channel->send($response);
-                    $this->channel->send($this->finish((string) $message['id']));
-                    break;
-                case 'stop':
-                    $this->stopRequested = true;
-                    break;
-                default:
-                    fwrite($this->stderr, "zeno: ignoring unexpected '{$message['type']}' message\n");
-            }
+            match ($message['type']) {
+                'request' => $this->serve($message, $handler),
+                'stop' => $this->stopRequested = true,
+                default => fwrite($this->stderr, "zeno: ignoring unexpected '{$message['type']}' message\n"),
+            };
         }
         return 0;
+    }
+
+    /**
+     * One request, start to end: its response, then — if it deferred work — `terminating`,
+     * the work, and `done`. HTTP requests and tasks take the same path; the handler tells
+     * them apart by `Zeno\Request::kind()`.
+     *
+     * @param array<string, mixed> $message
+     */
+    private function serve(array $message, callable $handler): void
+    {
+        $response = $this->handle($message, $handler);
+        if ($this->deferred->isEmpty()) {
+            $this->channel->send($response);
+            return;
+        }
+        $response['terminating'] = true;
+        $this->channel->send($response);
+        $this->channel->send($this->finish((string) $message['id']));
     }
 
     /**
@@ -122,56 +128,20 @@ final class Worker
     public function handle(array $message, callable $handler): array
     {
         $id = (string) $message['id'];
-        $kind = (string) ($message['kind'] ?? 'http');
-        $http = is_array($message['http'] ?? null) ? $message['http'] : [];
-        $scope = is_array($message['_zeno_scope'] ?? null) ? $message['_zeno_scope'] : [];
-        $body = isset($http['body_b64']) ? (string) base64_decode((string) $http['body_b64'], true) : (string) ($http['body'] ?? '');
-
-        $globals = Superglobals::build($http, $this->baseServer, $body);
-        $_SERVER = $globals['server'];
-        $_GET = $globals['get'];
-        $_POST = $globals['post'];
-        $_COOKIE = $globals['cookie'];
-        $_FILES = $globals['files'];
-        $_REQUEST = $globals['request'];
-        $GLOBALS['_ZENO'] = $scope;
-        PhpStream::setInput($body);
-        self::resetHeaders();
-
-        $request = new Request(
-            $id,
-            $kind,
-            $http,
-            $body,
-            $globals['get'],
-            $globals['post'],
-            $globals['cookie'],
-            $globals['files'],
-            $scope,
-            $message['task'] ?? null,
-        );
-
+        $request = $this->exchange->enter($message);
         $this->current = $id;
-        ob_start();
-        $this->captureLevel = ob_get_level();
+        $this->output->start();
         try {
             $result = $handler($request);
-            $response = $this->respond($result, $this->collectOutput());
+            return $this->exchange->respond($id, $result, $this->output->collect());
         } catch (\Throwable $e) {
-            $this->collectOutput();
-            $this->log('error', 'Uncaught ' . get_class($e) . ': ' . $e->getMessage(), [
-                'exception' => get_class($e),
-                'file' => $e->getFile(),
-                'line' => $e->getLine(),
-                'trace' => $e->getTraceAsString(),
-            ]);
-            $response = $this->errorResponse(500);
+            $this->output->collect();
+            $this->report('Uncaught ' . get_class($e) . ': ' . $e->getMessage(), $e, true);
+            return Protocol::error($id);
         } finally {
             $this->current = null;
-            $this->reset();
+            $this->exchange->leave();
         }
-        $response['id'] = $id;
-        return $response;
     }
 
     /**
@@ -181,7 +151,7 @@ final class Worker
      */
     public function defer(callable $callback): void
     {
-        $this->deferred[] = $callback;
+        $this->deferred->add($callback);
     }
 
     /**
@@ -195,24 +165,15 @@ final class Worker
         $this->current = $id;
         $this->responded = true;
         try {
-            while (($callback = array_shift($this->deferred)) !== null) {
-                try {
-                    $callback();
-                } catch (\Throwable $e) {
-                    $this->log('error', 'Uncaught ' . get_class($e) . ' after the response: ' . $e->getMessage(), [
-                        'exception' => get_class($e),
-                        'file' => $e->getFile(),
-                        'line' => $e->getLine(),
-                    ]);
-                }
-            }
+            $this->deferred->run(function (\Throwable $e): void {
+                $this->report('Uncaught ' . get_class($e) . ' after the response: ' . $e->getMessage(), $e, false);
+            });
         } finally {
             $this->current = null;
             $this->responded = false;
-            $this->deferred = [];
-            $this->reset();
+            $this->exchange->leave();
         }
-        return ['type' => 'done', 'id' => $id];
+        return Protocol::done($id);
     }
 
     /**
@@ -224,13 +185,7 @@ final class Worker
     public function hostCall(string $function, array $parameters): array
     {
         $id = 'c-' . (++$this->calls);
-        $this->channel->send([
-            'type' => 'host_call',
-            'id' => $id,
-            'request' => $this->current ?? '',
-            'function' => $function,
-            'parameters' => $parameters === [] ? new \stdClass() : $parameters,
-        ]);
+        $this->channel->send(Protocol::hostCall($id, $this->current ?? '', $function, $parameters));
         while (($message = $this->channel->receive()) !== null) {
             if ($message['type'] === 'host_result' && ($message['id'] ?? null) === $id) {
                 return [
@@ -250,16 +205,7 @@ final class Worker
     /** @param array<string, mixed> $context */
     public function log(string $level, string $message, array $context = []): void
     {
-        $record = [
-            'type' => 'log',
-            'level' => $level,
-            'message' => $message,
-            'context' => $context === [] ? new \stdClass() : $context,
-        ];
-        if ($this->current !== null) {
-            $record['request'] = $this->current;
-        }
-        $this->channel->send($record);
+        $this->channel->send(Protocol::log($level, $message, $context, $this->current));
     }
 
     /**
@@ -273,30 +219,26 @@ final class Worker
         }
         $id = $this->current;
         $this->current = null;
-        $output = $this->collectOutput();
+        $output = $this->output->collect();
         $error = error_get_last();
-        if ($this->responded) {
-            // The client has its response; only the after-response work died.
-            if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
-                $this->log('error', sprintf('PHP Fatal error after the response: %s in %s:%d', $error['message'], $error['file'], $error['line']));
-            }
-            try {
-                $this->channel->send(['type' => 'done', 'id' => $id, 'exiting' => true]);
-            } catch (\Throwable) {
-                // The pipe is gone; the host sees the exit.
-            }
-            return;
-        }
+        $fatal = $error !== null && ($error['type'] & self::FATAL) !== 0;
         try {
-            if ($error !== null && ($error['type'] & self::FATAL) !== 0) {
+            if ($this->responded) {
+                // The client has its response; only the after-response work died.
+                if ($fatal) {
+                    $this->log('error', sprintf('PHP Fatal error after the response: %s in %s:%d', $error['message'], $error['file'], $error['line']));
+                }
+                $this->channel->send(Protocol::done($id, exiting: true));
+                return;
+            }
+            if ($fatal) {
                 $this->log('error', sprintf('PHP Fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']), [
                     'request' => $id,
                 ]);
-                $response = $this->errorResponse(500);
-            } else {
-                $response = $this->respond(null, $output);
+                $this->channel->send(Protocol::error($id, exiting: true));
+                return;
             }
-            $response['id'] = $id;
+            $response = $this->exchange->respond($id, null, $output);
             $response['exiting'] = true;
             $this->channel->send($response);
         } catch (\Throwable) {
@@ -304,92 +246,17 @@ final class Worker
         }
     }
 
-    /** Everything echoed since the request started, including buffers the app left open. */
-    private function collectOutput(): string
+    /** Logs an exception with where it came from (and its trace, for a request's own). */
+    private function report(string $message, \Throwable $e, bool $withTrace): void
     {
-        if ($this->captureLevel === 0) {
-            return '';
-        }
-        while (ob_get_level() > $this->captureLevel) {
-            ob_end_flush();
-        }
-        $output = ob_get_level() === $this->captureLevel ? (string) ob_get_clean() : '';
-        $this->captureLevel = 0;
-        return $output;
-    }
-
-    /** @return array<string, mixed> */
-    private function respond(mixed $result, string $output): array
-    {
-        $status = http_response_code();
-        $status = is_int($status) && $status > 0 ? $status : 200;
-        $headers = [];
-        foreach (headers_list() as $line) {
-            $parts = explode(':', $line, 2);
-            if (count($parts) === 2) {
-                $headers[strtolower(trim($parts[0]))][] = ltrim($parts[1]);
-            }
-        }
-        $body = $output;
-        if ($result instanceof Response) {
-            $status = $result->status();
-            foreach ($result->headers() as $name => $values) {
-                $headers[$name] = $values;
-            }
-            $body .= $result->body();
-        } elseif (is_string($result) || is_int($result) || is_float($result)) {
-            $body .= (string) $result;
-        } elseif (is_array($result) || $result instanceof \JsonSerializable) {
-            $body .= json_encode($result, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_THROW_ON_ERROR);
-            $headers['content-type'] ??= ['application/json'];
-        } elseif ($result !== null && !is_bool($result)) {
-            throw new \UnexpectedValueException(
-                'a handler must return a string, an array, a Zeno\\Response or null, not ' . get_debug_type($result)
-            );
-        }
-        $headers['content-type'] ??= [ini_get('default_mimetype') . '; charset=' . (ini_get('default_charset') ?: 'UTF-8')];
-        return ['type' => 'response', 'status' => $status, 'headers' => $headers] + self::body($body);
-    }
-
-    /** @return array<string, mixed> */
-    private function errorResponse(int $status): array
-    {
-        return [
-            'type' => 'response',
-            'status' => $status,
-            'headers' => ['content-type' => ['text/plain; charset=UTF-8']],
-            'body' => "Internal Server Error\n",
+        $context = [
+            'exception' => get_class($e),
+            'file' => $e->getFile(),
+            'line' => $e->getLine(),
         ];
-    }
-
-    /** @return array<string, string> `body` for UTF-8, `body_b64` for anything else */
-    public static function body(string $bytes): array
-    {
-        if ($bytes === '') {
-            return [];
+        if ($withTrace) {
+            $context['trace'] = $e->getTraceAsString();
         }
-        return preg_match('//u', $bytes) === 1 ? ['body' => $bytes] : ['body_b64' => base64_encode($bytes)];
-    }
-
-    /**
-     * Clears header() state between requests. php-cgi (run with -q) accepts headers at any
-     * time; the CLI SAPI keeps none and warns once output has started, so it is skipped there.
-     */
-    private static function resetHeaders(): void
-    {
-        if (PHP_SAPI === 'cli' && headers_sent()) {
-            return;
-        }
-        header_remove();
-        http_response_code(200);
-    }
-
-    private function reset(): void
-    {
-        self::resetHeaders();
-        $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
-        $_SERVER = $this->baseServer;
-        $GLOBALS['_ZENO'] = [];
-        PhpStream::setInput('');
+        $this->log('error', $message, $context);
     }
 }
