@@ -328,6 +328,131 @@ pub(crate) fn json(status: StatusCode, value: &Value) -> Response<ResponseBody> 
 mod tests {
     use super::*;
 
+    fn parts(builder: http::request::Builder) -> Parts {
+        builder.body(()).expect("request").into_parts().0
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn limits_refuse_large_headers_and_declared_bodies() {
+        let config = HttpConfig {
+            max_body: 10,
+            max_header_bytes: 40,
+            ..HttpConfig::default()
+        };
+        let ok = parts(Request::builder().header("content-length", "10"));
+        assert!(check_limits(&ok, &config).is_ok());
+        let body = parts(Request::builder().header("content-length", "11"));
+        let refusal = check_limits(&body, &config).expect_err("413");
+        assert_eq!(refusal.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!refusal.close, "a refused declared body needs no close");
+        let headers = parts(Request::builder().header("x-long", "y".repeat(40)));
+        let refusal = check_limits(&headers, &config).expect_err("431");
+        assert_eq!(refusal.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+
+    #[test]
+    fn timeouts_and_broken_bodies_close_the_connection() {
+        let timeout = Refusal::from(ReadError::Timeout(std::time::Duration::from_secs(1)));
+        assert_eq!(timeout.status, StatusCode::REQUEST_TIMEOUT);
+        assert!(timeout.close);
+        let response = timeout.into_response();
+        assert_eq!(response.headers()["connection"], "close");
+        let broken = Refusal::from(ReadError::Read("reset".into()));
+        assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn payload_is_raw_bytes_or_a_parsed_form() {
+        let config = HttpConfig::default();
+        let urlencoded = parts(
+            Request::builder()
+                .method("POST")
+                .header("content-type", "application/x-www-form-urlencoded"),
+        );
+        let payload = read_payload(
+            &urlencoded,
+            http_body_util::Full::new(Bytes::from_static(b"a=1&b=2")),
+            &config,
+            None,
+        )
+        .await
+        .expect("payload");
+        assert_eq!(payload.body.body.as_deref(), Some("a=1&b=2"));
+        assert!(payload.fields.is_empty() && payload.files.is_empty());
+
+        let form = parts(
+            Request::builder()
+                .method("POST")
+                .header("content-type", "multipart/form-data; boundary=XX"),
+        );
+        let body = "--XX\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nv\r\n\
+--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\r\nfile\r\n--XX--\r\n";
+        let payload = read_payload(
+            &form,
+            http_body_util::Full::new(Bytes::from(body)),
+            &config,
+            None,
+        )
+        .await
+        .expect("payload");
+        assert_eq!(
+            payload.body,
+            Body::default(),
+            "php://input is empty, as under FPM"
+        );
+        assert_eq!(payload.fields[0].name, "t");
+        assert_eq!(payload.uploads[0].size, 4);
+        assert_eq!(payload.files.len(), 1);
+
+        // A PUT with a multipart type is not parsed (PHP only fills $_FILES for POST).
+        let put = parts(
+            Request::builder()
+                .method("PUT")
+                .header("content-type", "multipart/form-data; boundary=XX"),
+        );
+        let payload = read_payload(
+            &put,
+            http_body_util::Full::new(Bytes::from(body)),
+            &config,
+            None,
+        )
+        .await
+        .expect("payload");
+        assert!(payload.uploads.is_empty());
+        assert!(payload.body.body.is_some());
+    }
+
+    #[test]
+    fn the_protocol_request_says_what_php_fpm_would() {
+        let request = parts(
+            Request::builder()
+                .method("PATCH")
+                .uri("/a%20b/c?x=1&y=%2F")
+                .version(http::Version::HTTP_11),
+        );
+        let http = build_request(
+            &request,
+            HeaderMap::new(),
+            Body::default(),
+            Vec::new(),
+            Vec::new(),
+            addr("10.0.0.7:5555"),
+            addr("127.0.0.1:8080"),
+        );
+        assert_eq!(http.method, "PATCH");
+        assert_eq!(http.uri, "/a%20b/c?x=1&y=%2F");
+        assert_eq!(http.path, "/a%20b/c");
+        assert_eq!(http.query, "x=1&y=%2F");
+        assert_eq!(http.protocol, "HTTP/1.1");
+        assert_eq!(http.remote_addr, "10.0.0.7:5555");
+        assert_eq!(http.server_addr, "127.0.0.1:8080");
+        assert_eq!(http.scheme, "http");
+    }
+
     #[test]
     fn multipart_detection_ignores_case_and_parameters() {
         assert!(is_multipart("multipart/form-data; boundary=x"));
