@@ -215,6 +215,35 @@ async fn boot_failures_exit_non_zero_with_phps_error() {
     };
     assert!(!status.success());
     assert!(log.join("\n").contains("handler file not found"));
+
+    // A PHP binary that cannot start: each cause of the error is printed once.
+    let err = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1", "--php", "/nonexistent/php-cgi"])
+        .env("RUST_BACKTRACE", "0")
+        .try_start();
+    let Err((Some(status), log)) = err else {
+        panic!("a missing PHP binary must make zeno exit");
+    };
+    assert!(!status.success());
+    let report: Vec<&String> = log
+        .iter()
+        .skip_while(|l| !l.starts_with("Error:"))
+        .collect();
+    let text = report
+        .iter()
+        .map(|l| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "each cause once:\n{text}"
+    );
+    assert_eq!(
+        text.matches("could not start /nonexistent/php-cgi").count(),
+        1,
+        "{text}"
+    );
 }
 
 #[tokio::test]
