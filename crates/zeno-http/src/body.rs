@@ -69,6 +69,10 @@ where
     B::Error: std::fmt::Display,
 {
     use futures_util::StreamExt as _;
+    // Most requests (GET, HEAD) have no body: no stream, no timer.
+    if body.is_end_stream() {
+        return Ok(Vec::new());
+    }
     let mut stream = chunks(body, limit, chunk_timeout);
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {

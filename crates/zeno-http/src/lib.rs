@@ -25,7 +25,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -191,11 +191,15 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let local = listener.local_addr()?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No hyper timer: its header timeout arms a timer per request; the header and keep-alive
+    // limits are enforced per connection by conn::IdleIo instead.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_timeout)
         .max_buf_size(shared.config.max_header_bytes.max(8192) + 1024);
+    let limits = conn::Limits {
+        header: shared.config.header_timeout,
+        idle: shared.config.keepalive_timeout,
+    };
     let connections = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
 
     loop {
@@ -219,8 +223,8 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let in_flight = conn::InFlight::default();
-        let io = conn::IdleIo::new(stream, shared.config.keepalive_timeout, in_flight.clone());
+        let in_flight = conn::InFlight::new();
+        let io = conn::IdleIo::new(stream, limits, in_flight.clone());
         let shared = shared.clone();
         let service = service_fn(move |req| {
             let shared = shared.clone();
