@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use zeno_protocol::{Request, Response};
 use zeno_worker::{HostCalls, WorkerConfig, WorkerError};
 
-pub use process::{BoxFuture, BoxWorker, OnResponse, PhpSpawner, Spawn, WorkerProcess};
+pub use process::{PhpSpawner, Spawn, WorkerProcess};
 pub use status::{WorkerInfo, WorkerState};
 
 /// How the pool runs its workers.
@@ -89,9 +89,9 @@ pub(crate) struct Job {
 }
 
 /// What every slot shares.
-pub(crate) struct Shared {
+pub(crate) struct Shared<S> {
     pub(crate) config: PoolConfig,
-    pub(crate) spawner: Arc<dyn Spawn>,
+    pub(crate) spawner: S,
     pub(crate) calls: Arc<dyn HostCalls>,
     pub(crate) jobs: Mutex<mpsc::Receiver<Job>>,
     pub(crate) live: AtomicUsize,
@@ -101,13 +101,14 @@ pub(crate) struct Shared {
     pub(crate) status: status::Board,
 }
 
-/// A running pool of workers. Cheap to share behind an `Arc`.
-pub struct Pool {
+/// A running pool of workers (PHP workers unless the pool was started with another
+/// [`Spawn`]). Cheap to share behind an `Arc`.
+pub struct Pool<S: Spawn = PhpSpawner> {
     queue: mpsc::Sender<Job>,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<S>>,
 }
 
-impl std::fmt::Debug for Pool {
+impl<S: Spawn> std::fmt::Debug for Pool<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
             .field("workers", &self.shared.config.workers)
@@ -116,21 +117,23 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-impl Pool {
+impl Pool<PhpSpawner> {
     /// Boots the workers and starts serving. Fails only if not a single worker could boot,
     /// with that worker's error; slots whose first boot failed keep retrying with backoff.
     pub async fn start(config: PoolConfig, calls: Arc<dyn HostCalls>) -> Result<Pool, PoolError> {
-        let spawner = Arc::new(PhpSpawner(config.worker.clone()));
+        let spawner = PhpSpawner(config.worker.clone());
         Pool::start_with(config, spawner, calls).await
     }
+}
 
+impl<S: Spawn> Pool<S> {
     /// [`Pool::start`] with workers from `spawner` instead of PHP processes from
     /// `config.worker` (tests drive the pool with a fake this way).
     pub async fn start_with(
         config: PoolConfig,
-        spawner: Arc<dyn Spawn>,
+        spawner: S,
         calls: Arc<dyn HostCalls>,
-    ) -> Result<Pool, PoolError> {
+    ) -> Result<Pool<S>, PoolError> {
         let workers = config.workers.max(1);
         let (queue, jobs) = mpsc::channel(config.max_queue.max(1));
         let shared = Arc::new(Shared {

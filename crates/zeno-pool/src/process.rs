@@ -1,22 +1,16 @@
 //! What the pool needs of a worker, as traits: the PHP worker of `zeno-worker` implements
 //! them, and the pool's unit tests implement them with a scripted fake, so supervision is
-//! tested deterministically under paused time.
+//! tested deterministically under paused time. The pool is generic over them (static
+//! dispatch): the request path allocates nothing for it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use zeno_protocol::{Request, Response};
 use zeno_worker::{HostCalls, Worker, WorkerConfig, WorkerError};
 
-/// A boxed future, as the traits below return them.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Called once with the response, as soon as it arrives.
-pub type OnResponse<'a> = Box<dyn FnOnce(Response) + Send + 'a>;
-
 /// One running worker, as the pool drives it.
-pub trait WorkerProcess: Send {
+pub trait WorkerProcess: Send + 'static {
     /// Its process id.
     fn pid(&self) -> u32;
     /// Requests it has been given.
@@ -26,34 +20,33 @@ pub trait WorkerProcess: Send {
     /// Whether it said it exits after its last response.
     fn is_exiting(&self) -> bool;
     /// Runs one request: the response goes to `on_response` as soon as it arrives; this
-    /// returns when the worker is done with the request (after-response work included). An
+    /// resolves when the worker is done with the request (after-response work included). An
     /// error means the worker is unusable.
-    fn handle<'a>(
-        &'a mut self,
+    fn handle<F: FnOnce(Response) + Send>(
+        &mut self,
         request: Request,
-        calls: &'a dyn HostCalls,
-        on_response: OnResponse<'a>,
-    ) -> BoxFuture<'a, Result<(), WorkerError>>;
+        calls: &dyn HostCalls,
+        on_response: F,
+    ) -> impl Future<Output = Result<(), WorkerError>> + Send;
     /// Resolves only when an idle worker must be replaced (it died, or printed junk).
     /// Cancel-safe.
-    fn watch_idle(&mut self) -> BoxFuture<'_, WorkerError>;
+    fn watch_idle(&mut self) -> impl Future<Output = WorkerError> + Send;
     /// Asks it to finish and exit, escalating to SIGTERM and SIGKILL after `grace` each.
-    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()>;
+    fn stop(self, grace: Duration) -> impl Future<Output = ()> + Send + 'static;
     /// Kills it at once.
-    fn kill(&mut self) -> BoxFuture<'_, ()>;
+    fn kill(&mut self) -> impl Future<Output = ()> + Send;
 }
 
-/// A worker the pool owns.
-pub type BoxWorker = Box<dyn WorkerProcess>;
-
 /// Starts workers.
-pub trait Spawn: Send + Sync {
+pub trait Spawn: Send + Sync + 'static {
+    /// The workers it starts.
+    type Worker: WorkerProcess;
     /// Starts one worker and waits until it is ready; host calls it makes while booting go
     /// through `calls`.
-    fn spawn<'a>(
-        &'a self,
-        calls: &'a dyn HostCalls,
-    ) -> BoxFuture<'a, Result<BoxWorker, WorkerError>>;
+    fn spawn(
+        &self,
+        calls: &dyn HostCalls,
+    ) -> impl Future<Output = Result<Self::Worker, WorkerError>> + Send;
 }
 
 /// Spawns PHP workers with a [`WorkerConfig`].
@@ -61,14 +54,13 @@ pub trait Spawn: Send + Sync {
 pub struct PhpSpawner(pub WorkerConfig);
 
 impl Spawn for PhpSpawner {
-    fn spawn<'a>(
-        &'a self,
-        calls: &'a dyn HostCalls,
-    ) -> BoxFuture<'a, Result<BoxWorker, WorkerError>> {
-        Box::pin(async move {
-            let worker = Worker::spawn(&self.0, calls).await?;
-            Ok(Box::new(worker) as BoxWorker)
-        })
+    type Worker = Worker;
+
+    fn spawn(
+        &self,
+        calls: &dyn HostCalls,
+    ) -> impl Future<Output = Result<Worker, WorkerError>> + Send {
+        Worker::spawn(&self.0, calls)
     }
 }
 
@@ -89,24 +81,24 @@ impl WorkerProcess for Worker {
         Worker::is_exiting(self)
     }
 
-    fn handle<'a>(
-        &'a mut self,
+    fn handle<F: FnOnce(Response) + Send>(
+        &mut self,
         request: Request,
-        calls: &'a dyn HostCalls,
-        on_response: OnResponse<'a>,
-    ) -> BoxFuture<'a, Result<(), WorkerError>> {
-        Box::pin(Worker::handle(self, request, calls, on_response))
+        calls: &dyn HostCalls,
+        on_response: F,
+    ) -> impl Future<Output = Result<(), WorkerError>> + Send {
+        Worker::handle(self, request, calls, on_response)
     }
 
-    fn watch_idle(&mut self) -> BoxFuture<'_, WorkerError> {
-        Box::pin(Worker::watch_idle(self))
+    fn watch_idle(&mut self) -> impl Future<Output = WorkerError> + Send {
+        Worker::watch_idle(self)
     }
 
-    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(Worker::stop(*self, grace))
+    fn stop(self, grace: Duration) -> impl Future<Output = ()> + Send + 'static {
+        Worker::stop(self, grace)
     }
 
-    fn kill(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(Worker::kill(self))
+    fn kill(&mut self) -> impl Future<Output = ()> + Send {
+        Worker::kill(self)
     }
 }

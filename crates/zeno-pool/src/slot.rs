@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use zeno_protocol::Response;
 use zeno_worker::WorkerError;
 
-use crate::process::BoxWorker;
+use crate::process::{Spawn, WorkerProcess};
 use crate::status::WorkerState;
 use crate::{Job, PoolError, Shared};
 
@@ -55,11 +56,11 @@ impl Reason {
 /// What can happen to a slot that has a worker: the arms of its one `select!`.
 // An event lives for one turn of the loop; boxing the job would cost an allocation per request.
 #[allow(clippy::large_enum_variant)]
-enum Event {
+enum Event<W> {
     Shutdown,
     Job(Job),
     QueueClosed,
-    ReplacementBooted(Result<BoxWorker, WorkerError>),
+    ReplacementBooted(Result<W, WorkerError>),
     IdleWorkerFailed(WorkerError),
     Reload,
     IdleTooLong,
@@ -77,19 +78,19 @@ enum JobEnd {
 }
 
 /// A replacement worker booting in the background, and why.
-struct Replacement {
+struct Replacement<W> {
     reason: Reason,
-    boot: JoinHandle<Result<BoxWorker, WorkerError>>,
+    boot: JoinHandle<Result<W, WorkerError>>,
 }
 
-pub(crate) struct Slot {
+pub(crate) struct Slot<S: Spawn> {
     index: usize,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<S>>,
     state: WorkerState,
 }
 
-impl Slot {
-    pub(crate) fn new(index: usize, shared: Arc<Shared>) -> Self {
+impl<S: Spawn> Slot<S> {
+    pub(crate) fn new(index: usize, shared: Arc<Shared<S>>) -> Self {
         Slot {
             index,
             shared,
@@ -122,7 +123,7 @@ impl Slot {
     }
 
     /// Runs the slot until the pool shuts down, starting with `initial` if it booted.
-    pub(crate) async fn run(mut self, initial: Option<BoxWorker>) {
+    pub(crate) async fn run(mut self, initial: Option<S::Worker>) {
         let mut next = initial;
         loop {
             let worker = match next.take() {
@@ -141,7 +142,7 @@ impl Slot {
     }
 
     /// Boots a worker, backing off after failures; `None` when the pool shuts down first.
-    async fn boot(&mut self) -> Option<BoxWorker> {
+    async fn boot(&mut self) -> Option<S::Worker> {
         let mut backoff = Duration::from_millis(100);
         loop {
             self.enter(WorkerState::Booting, None);
@@ -167,7 +168,7 @@ impl Slot {
 
     /// Serves with one worker until it must go. `Some(next)` goes on with `next` (a booted
     /// replacement, or `None` to boot one); `None` means the pool shut down.
-    async fn serve(&mut self, mut worker: BoxWorker) -> Option<Option<BoxWorker>> {
+    async fn serve(&mut self, mut worker: S::Worker) -> Option<Option<S::Worker>> {
         let shared = self.shared.clone();
         let config = &shared.config;
         self.shared.status.started(self.index, worker.pid());
@@ -175,7 +176,7 @@ impl Slot {
         let max_jobs = jittered(config.max_jobs, self.index);
         let mut generation = self.shared.generation.subscribe();
         generation.mark_unchanged();
-        let mut replacement: Option<Replacement> = None;
+        let mut replacement: Option<Replacement<S::Worker>> = None;
         let mut memory_check =
             tokio::time::interval(config.memory_check_interval.max(Duration::from_millis(10)));
         memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,7 +214,7 @@ impl Slot {
                         if max_jobs > 0 && worker.requests() >= max_jobs {
                             self.replace_later(&mut replacement, Reason::MaxJobs);
                         }
-                        if over_memory(worker.as_ref(), config.max_memory) {
+                        if over_memory(&worker, config.max_memory) {
                             self.replace_later(&mut replacement, Reason::MaxMemory);
                         }
                     }
@@ -256,7 +257,7 @@ impl Slot {
                     self.replace_later(&mut replacement, Reason::IdleTimeout);
                 }
                 Event::MemoryCheck => {
-                    if over_memory(worker.as_ref(), config.max_memory) {
+                    if over_memory(&worker, config.max_memory) {
                         self.replace_later(&mut replacement, Reason::MaxMemory);
                     }
                 }
@@ -267,11 +268,11 @@ impl Slot {
     /// Waits for whatever happens next to a slot whose worker is idle.
     async fn next_event(
         &self,
-        worker: &mut BoxWorker,
-        replacement: &mut Option<Replacement>,
+        worker: &mut S::Worker,
+        replacement: &mut Option<Replacement<S::Worker>>,
         generation: &mut tokio::sync::watch::Receiver<u64>,
         memory_check: &mut tokio::time::Interval,
-    ) -> Event {
+    ) -> Event<S::Worker> {
         let config = &self.shared.config;
         let idle_timeout = config.idle_timeout;
         let idle = async {
@@ -308,7 +309,7 @@ impl Slot {
 
     /// Runs one job on the worker. What the job holds is dropped on return, when the worker
     /// is done with it either way.
-    async fn run_job(&mut self, worker: &mut BoxWorker, job: Job) -> JobEnd {
+    async fn run_job(&mut self, worker: &mut S::Worker, job: Job) -> JobEnd {
         let _held = job.held;
         if job.accepted.send(()).is_err() {
             // The caller stopped waiting before a worker was free (a client that went away).
@@ -331,12 +332,17 @@ impl Slot {
         };
         // The reply goes out as soon as the response arrives; after-response work (Laravel's
         // terminate) keeps the worker busy, under the same exec_timeout, until it is done.
-        let reply = Reply::new(job.reply);
-        let on_response = reply.clone();
+        // The first to answer wins: the response as soon as it arrives, or the failure.
+        let mut reply = Some(job.reply);
+        let send_reply = |reply: &mut Option<ReplySender>, result: Result<Response, PoolError>| {
+            if let Some(tx) = reply.take() {
+                let _ = tx.send(result);
+            }
+        };
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
                 config.exec_timeout,
-                worker.handle(job.request, shared.calls.as_ref(), Box::new(move |response| on_response.send(Ok(response)))),
+                worker.handle(job.request, shared.calls.as_ref(), |response| send_reply(&mut reply, Ok(response))),
             ) => Some(outcome),
             _ = shutdown_deadline => None,
         };
@@ -345,20 +351,20 @@ impl Slot {
             Some(Ok(Err(err))) => {
                 tracing::error!(slot = self.index, pid, request = %id, error = %zeno_protocol::report(&err), "worker failed; replacing it");
                 worker.kill().await;
-                reply.send(Err(PoolError::WorkerFailed(err)));
+                send_reply(&mut reply, Err(PoolError::WorkerFailed(err)));
                 JobEnd::Lost(Reason::Crashed)
             }
             Some(Err(_)) => {
                 tracing::error!(slot = self.index, pid, request = %id, timeout = ?config.exec_timeout, "request ran past exec_timeout; killing its worker");
                 worker.kill().await;
-                reply.send(Err(PoolError::Timeout(config.exec_timeout)));
+                send_reply(&mut reply, Err(PoolError::Timeout(config.exec_timeout)));
                 JobEnd::Lost(Reason::ExecTimeout)
             }
             None => {
                 tracing::warn!(slot = self.index, pid, request = %id, grace = ?config.stop_grace, "request still running at shutdown; killing its worker");
                 self.enter(WorkerState::Stopping, Some(pid));
                 worker.kill().await;
-                reply.send(Err(PoolError::ShuttingDown));
+                send_reply(&mut reply, Err(PoolError::ShuttingDown));
                 JobEnd::Shutdown
             }
         };
@@ -370,7 +376,7 @@ impl Slot {
     }
 
     /// Starts booting a replacement unless one is already on its way.
-    fn replace_later(&self, replacement: &mut Option<Replacement>, reason: Reason) {
+    fn replace_later(&self, replacement: &mut Option<Replacement<S::Worker>>, reason: Reason) {
         if replacement.is_some() {
             return;
         }
@@ -385,7 +391,7 @@ impl Slot {
     }
 
     /// A healthy worker leaves on purpose: stopped in the background, counted.
-    fn retire(&self, worker: BoxWorker, reason: Reason) {
+    fn retire(&self, worker: S::Worker, reason: Reason) {
         tracing::info!(
             slot = self.index,
             pid = worker.pid(),
@@ -408,8 +414,8 @@ impl Slot {
     /// it fails), or `None` if the pool shuts down meanwhile.
     async fn take_replacement(
         &mut self,
-        replacement: Option<Replacement>,
-    ) -> Option<Option<BoxWorker>> {
+        replacement: Option<Replacement<S::Worker>>,
+    ) -> Option<Option<S::Worker>> {
         let Some(mut r) = replacement else {
             return Some(None);
         };
@@ -424,31 +430,13 @@ impl Slot {
     }
 }
 
-/// The reply channel of a job, shared by the response callback and the failure paths: the
-/// first to send wins.
-#[derive(Clone)]
-struct Reply(Arc<std::sync::Mutex<Option<ReplySender>>>);
-
-type ReplySender = tokio::sync::oneshot::Sender<Result<zeno_protocol::Response, PoolError>>;
-
-impl Reply {
-    fn new(sender: ReplySender) -> Self {
-        Reply(Arc::new(std::sync::Mutex::new(Some(sender))))
-    }
-
-    fn send(&self, result: Result<zeno_protocol::Response, PoolError>) {
-        let sender = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(tx) = sender {
-            let _ = tx.send(result);
-        }
-    }
-}
+type ReplySender = tokio::sync::oneshot::Sender<Result<Response, PoolError>>;
 
 fn count_restart(reason: Reason) {
     metrics::counter!("zeno_worker_restarts_total", "reason" => reason.as_str()).increment(1);
 }
 
-fn over_memory(worker: &dyn crate::process::WorkerProcess, limit: u64) -> bool {
+fn over_memory(worker: &impl WorkerProcess, limit: u64) -> bool {
     if limit == 0 {
         return false;
     }

@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use zeno_protocol::{Body, HeaderMap, HostCall, HostResult, Request, RequestKind, Response};
 use zeno_worker::{HostCalls, WorkerConfig, WorkerError};
 
-use crate::process::{BoxFuture, BoxWorker, OnResponse, Spawn, WorkerProcess};
+use crate::process::{Spawn, WorkerProcess};
 use crate::{Pool, PoolConfig, PoolError, WorkerState};
+use std::future::Future;
 
 /// What happened, in order, with the (paused) time it happened at.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,11 +95,10 @@ impl Fake {
 struct FakeSpawner(Arc<Fake>);
 
 impl Spawn for FakeSpawner {
-    fn spawn<'a>(
-        &'a self,
-        _calls: &'a dyn HostCalls,
-    ) -> BoxFuture<'a, Result<BoxWorker, WorkerError>> {
-        Box::pin(async move {
+    type Worker = FakeWorker;
+
+    async fn spawn(&self, _calls: &dyn HostCalls) -> Result<FakeWorker, WorkerError> {
+        {
             let fake = &self.0;
             let number = fake.boots.fetch_add(1, Ordering::SeqCst) + 1;
             let (boot_time, fails, rss) = {
@@ -116,14 +116,14 @@ impl Spawn for FakeSpawner {
             }
             let pid = 1000 + number;
             fake.record(Seen::Booted(pid));
-            Ok(Box::new(FakeWorker {
+            Ok(FakeWorker {
                 fake: fake.clone(),
                 pid,
                 requests: 0,
                 exiting: false,
                 rss,
-            }) as BoxWorker)
-        })
+            })
+        }
     }
 }
 
@@ -152,13 +152,13 @@ impl WorkerProcess for FakeWorker {
         self.exiting
     }
 
-    fn handle<'a>(
-        &'a mut self,
+    async fn handle<F: FnOnce(Response) + Send>(
+        &mut self,
         request: Request,
-        _calls: &'a dyn HostCalls,
-        on_response: OnResponse<'a>,
-    ) -> BoxFuture<'a, Result<(), WorkerError>> {
-        Box::pin(async move {
+        _calls: &dyn HostCalls,
+        on_response: F,
+    ) -> Result<(), WorkerError> {
+        {
             self.requests += 1;
             let task = request.task.clone().unwrap_or(Value::Null);
             self.fake
@@ -185,11 +185,11 @@ impl WorkerProcess for FakeWorker {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             Ok(())
-        })
+        }
     }
 
-    fn watch_idle(&mut self) -> BoxFuture<'_, WorkerError> {
-        Box::pin(async move {
+    async fn watch_idle(&mut self) -> WorkerError {
+        {
             loop {
                 let notified = self.fake.idle_death.notified();
                 if self.fake.die_idle.load(Ordering::SeqCst) == u64::from(self.pid) {
@@ -200,20 +200,22 @@ impl WorkerProcess for FakeWorker {
                 }
                 notified.await;
             }
-        })
+        }
     }
 
-    fn stop(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(async move { self.fake.record(Seen::Stopped(self.pid)) })
+    async fn stop(self, _grace: Duration) {
+        self.fake.record(Seen::Stopped(self.pid))
     }
 
-    fn kill(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.fake.record(Seen::Killed(self.pid)) })
+    async fn kill(&mut self) {
+        self.fake.record(Seen::Killed(self.pid))
     }
 }
 
 /// Records which requests ended, so a test sees request_ended after every job.
 struct Calls(Arc<Fake>);
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl HostCalls for Calls {
     fn call<'a>(&'a self, call: HostCall) -> BoxFuture<'a, HostResult> {
@@ -250,11 +252,11 @@ fn config(workers: usize) -> PoolConfig {
     }
 }
 
-async fn start(config: PoolConfig, script: Script) -> (Pool, Arc<Fake>) {
+async fn start(config: PoolConfig, script: Script) -> (Pool<FakeSpawner>, Arc<Fake>) {
     let fake = Fake::new(script);
     let pool = Pool::start_with(
         config,
-        Arc::new(FakeSpawner(fake.clone())),
+        FakeSpawner(fake.clone()),
         Arc::new(Calls(fake.clone())),
     )
     .await
@@ -292,7 +294,7 @@ fn pid_of(response: &Response) -> u32 {
         .expect("pid body")
 }
 
-fn states(pool: &Pool) -> Vec<(WorkerState, Option<u32>)> {
+fn states(pool: &Pool<FakeSpawner>) -> Vec<(WorkerState, Option<u32>)> {
     pool.workers().iter().map(|w| (w.state, w.pid)).collect()
 }
 
@@ -343,12 +345,8 @@ async fn no_slot_boots_means_no_pool() {
         failing_boots: vec![1, 2],
         ..Script::default()
     });
-    let result = Pool::start_with(
-        config(2),
-        Arc::new(FakeSpawner(fake.clone())),
-        Arc::new(Calls(fake)),
-    )
-    .await;
+    let result =
+        Pool::start_with(config(2), FakeSpawner(fake.clone()), Arc::new(Calls(fake))).await;
     assert!(matches!(result, Err(PoolError::Boot(_))));
 }
 
