@@ -25,20 +25,44 @@ wait_http() {
     return 1
 }
 
-# wrk's output → "req/s p50 p99"
+# CPU time (utime + stime, clock ticks) of a process ("PID") or of its children ("PID:kids").
+ticks() {
+    local pid=${1%%:*} total=0 p
+    if [ "$1" != "$pid" ]; then
+        for p in $(pgrep -P "$pid"); do
+            total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        done
+    else
+        total=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    fi
+    echo "$total"
+}
+
+# Loads URL with wrk → "req/s p50 p99", then for each process spec given ("PID" or
+# "PID:kids", see ticks) the CPU it spent per request, in µs.
 measure() {
-    local out
-    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$1")
-    local rps p50 p99 non2xx
+    local url=$1 out spec
+    shift
+    local before=() after=()
+    for spec in "$@"; do before+=("$(ticks "$spec")"); done
+    out=$(wrk -t2 -c"$connections" -d"$duration" --latency "$url")
+    for spec in "$@"; do after+=("$(ticks "$spec")"); done
+    local rps p50 p99 non2xx requests
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
     if [ -n "$non2xx" ]; then
-        echo "bench: $1 answered $non2xx non-2xx responses" >&2
+        echo "bench: $url answered $non2xx non-2xx responses" >&2
         return 1
     fi
-    echo "$rps $p50 $p99"
+    local line="$rps $p50 $p99" i hz
+    hz=$(getconf CLK_TCK)
+    for i in "${!before[@]}"; do
+        line+=" $(awk -v t=$((after[i] - before[i])) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+    done
+    echo "$line"
 }
 
 # The php-fpm binary of this machine.
