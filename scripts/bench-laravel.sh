@@ -16,14 +16,15 @@ fpm_persistent_port=18195
 source scripts/bench-lib.sh
 
 scripts/bench-db.sh
-./target/release/zeno artisan "$app" --db "default=$db_url" -- migrate --force --seed >/dev/null
+ZENO_DB_DEFAULT="$db_url" ./target/release/zeno artisan "$app" -- migrate --force --seed >/dev/null
 
 # --- zeno ---------------------------------------------------------------------------------
 # Sessions in memory for both, so neither pays for session files.
-ZENO_WORKERS__ENV__SESSION_DRIVER=array \
-    ./target/release/zeno serve --laravel "$app" --workers "$workers" --db "default=$db_url" \
+ZENO_WORKERS__ENV__SESSION_DRIVER=array ZENO_DB_DEFAULT="$db_url" \
+    ./target/release/zeno serve --laravel "$app" --workers "$workers" \
     --listen "127.0.0.1:$zeno_port" --log-format json 2>"$work/zeno.log" &
 pids+=($!)
+zeno_pid=$!
 
 # --- nginx + PHP-FPM ------------------------------------------------------------------------
 fpm_bin=$(fpm_binary)
@@ -57,6 +58,7 @@ CONF
 } >"$work/fpm.conf"
 "$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
 pids+=($!)
+fpm_pid=$!
 mkdir -p "$work/nginx"
 server() { # port fpm_port
     cat <<CONF
@@ -79,6 +81,7 @@ CONF
 )" >"$work/nginx.conf"
 nginx -c "$work/nginx.conf" -p "$work" &
 pids+=($!)
+nginx_pid=$!
 
 zeno=http://127.0.0.1:$zeno_port
 fpm=http://127.0.0.1:$nginx_port
@@ -94,19 +97,26 @@ done
 for url in "$zeno/" "$fpm/" "$zeno/db" "$fpmp/db"; do
     wrk -t2 -c"$connections" -d2s "$url" >/dev/null
 done
-read -r fh_rps fh_p50 fh_p99 < <(measure "$fpm/")
-read -r zh_rps zh_p50 zh_p99 < <(measure "$zeno/")
-read -r fn_rps fn_p50 fn_p99 < <(measure "$fpm/db")
-read -r fp_rps fp_p50 fp_p99 < <(measure "$fpmp/db")
-read -r zd_rps zd_p50 zd_p99 < <(measure "$zeno/db")
+# CPU per request (µs, /proc): zeno's host and PHP workers; nginx (master + worker) and the
+# PHP-FPM children (both pools share the master).
+zcpu=("$zeno_pid" "$zeno_pid:kids")
+fcpu=("$nginx_pid" "$nginx_pid:kids" "$fpm_pid:kids")
+read -r fh_rps fh_p50 fh_p99 fh_ng fh_ngw fh_php < <(measure "$fpm/" "${fcpu[@]}")
+read -r zh_rps zh_p50 zh_p99 zh_host zh_php < <(measure "$zeno/" "${zcpu[@]}")
+read -r fn_rps fn_p50 fn_p99 fn_ng fn_ngw fn_php < <(measure "$fpm/db" "${fcpu[@]}")
+read -r fp_rps fp_p50 fp_p99 fp_ng fp_ngw fp_php < <(measure "$fpmp/db" "${fcpu[@]}")
+read -r zd_rps zd_p50 zd_p99 zd_host zd_php < <(measure "$zeno/db" "${zcpu[@]}")
+sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
 
 echo
 echo "examples/laravel (Laravel $(sed -n "s/.*const VERSION = '\(.*\)';/\1/p" /usr/share/php/Illuminate/Foundation/Application.php)) — wrk -t2 -c$connections -d$duration, $workers PHP workers each, $(nproc) cores"
-printf '%-40s %12s %10s %10s\n' "route / server" "req/s" "p50" "p99"
-printf '%-40s %12s %10s %10s\n' "GET /   zeno --laravel" "$zh_rps" "$zh_p50" "$zh_p99"
-printf '%-40s %12s %10s %10s\n' "GET /   nginx + PHP-FPM" "$fh_rps" "$fh_p50" "$fh_p99"
-printf '%-40s %12s %10s %10s\n' "GET /db zeno --laravel (zeno_proxy)" "$zd_rps" "$zd_p50" "$zd_p99"
-printf '%-40s %12s %10s %10s\n' "GET /db nginx + PHP-FPM, new PDO" "$fn_rps" "$fn_p50" "$fn_p99"
-printf '%-40s %12s %10s %10s\n' "GET /db nginx + PHP-FPM, persistent PDO" "$fp_rps" "$fp_p50" "$fp_p99"
+echo "CPU per request in µs: zeno host / PHP workers; nginx / PHP-FPM (PostgreSQL's own not counted)"
+row() { printf '%-40s %12s %10s %10s %9s %9s\n' "$@"; }
+row "route / server" "req/s" "p50" "p99" "CPU a" "CPU b"
+row "GET /   zeno --laravel" "$zh_rps" "$zh_p50" "$zh_p99" "$zh_host" "$zh_php"
+row "GET /   nginx + PHP-FPM" "$fh_rps" "$fh_p50" "$fh_p99" "$(sum "$fh_ng" "$fh_ngw")" "$fh_php"
+row "GET /db zeno --laravel (zeno_proxy)" "$zd_rps" "$zd_p50" "$zd_p99" "$zd_host" "$zd_php"
+row "GET /db nginx + PHP-FPM, new PDO" "$fn_rps" "$fn_p50" "$fn_p99" "$(sum "$fn_ng" "$fn_ngw")" "$fn_php"
+row "GET /db nginx + PHP-FPM, persistent PDO" "$fp_rps" "$fp_p50" "$fp_p99" "$(sum "$fp_ng" "$fp_ngw")" "$fp_php"
 awk -v z="$zh_rps" -v f="$fh_rps" 'BEGIN { printf "ratio GET /:   zeno / PHP-FPM %.2fx\n", z / f }'
 awk -v z="$zd_rps" -v n="$fn_rps" -v p="$fp_rps" 'BEGIN { printf "ratio GET /db: zeno / PHP-FPM new connection %.1fx; zeno / PHP-FPM persistent %.2fx\n", z / n, z / p }'

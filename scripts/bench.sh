@@ -15,9 +15,9 @@ source scripts/bench-lib.sh
 
 # --- zeno -------------------------------------------------------------------------------
 scripts/bench-db.sh
-ZENO_WORKERS__ENV__BENCH_PDO_DSN="pgsql:host=127.0.0.1;port=5432;dbname=zeno_bench" \
+ZENO_WORKERS__ENV__BENCH_PDO_DSN="pgsql:host=127.0.0.1;port=5432;dbname=zeno_bench" ZENO_DB_DEFAULT="$db_url" \
     ./target/release/zeno serve --worker bench/db-handler.php --workers "$workers" \
-    --listen "127.0.0.1:$zeno_db_port" --db "default=$db_url" --log-format json 2>"$work/zeno-db.log" &
+    --listen "127.0.0.1:$zeno_db_port" --log-format json 2>"$work/zeno-db.log" &
 pids+=($!)
 zeno_db_pid=$!
 ./target/release/zeno serve --worker examples/hello/index.php --workers "$workers" \
