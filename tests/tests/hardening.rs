@@ -96,6 +96,25 @@ impl Drop for RssSampler {
     }
 }
 
+/// The `nobody` user, whom the tests switch workers to.
+fn nobody() -> nix::unistd::User {
+    nix::unistd::User::from_name("nobody")
+        .expect("passwd")
+        .expect("user nobody")
+}
+
+/// GET `url` and its JSON body.
+async fn get_json(url: impl reqwest::IntoUrl) -> Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Tests that switch users need root, which CI has; elsewhere they say so and pass.
 fn require_root() -> bool {
     if nix::unistd::Uid::effective().is_root() {
@@ -189,9 +208,7 @@ async fn workers_user_cannot_read_the_hosts_secrets() {
     if !require_root() {
         return;
     }
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("passwd")
-        .expect("user nobody");
+    let nobody = nobody();
     let dir = temp_dir(0o755);
     let handler = hostile_fixture(dir.path());
     let config = dir.path().join("zeno.toml");
@@ -208,14 +225,7 @@ async fn workers_user_cannot_read_the_hosts_secrets() {
         .env("ZENO_DB_SECRET", "sqlite://hunter2-env.sqlite")
         .start();
 
-    let who: Value = client()
-        .get(server.url("/whoami"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let who: Value = get_json(server.url("/whoami")).await;
     assert_eq!(who["uid"], nobody.uid.as_raw(), "{who}");
     assert_eq!(who["euid"], nobody.uid.as_raw());
     assert_eq!(who["gid"], nobody.gid.as_raw());
@@ -228,14 +238,7 @@ async fn workers_user_cannot_read_the_hosts_secrets() {
     }
 
     let url = format!("/steal?pid={}&config={}", server.pid(), config.display());
-    let stolen: Value = client()
-        .get(server.url(&url))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let stolen: Value = get_json(server.url(&url)).await;
     assert_eq!(stolen["environ"], Value::Null, "{stolen}");
     assert_eq!(stolen["mem_opened"], false);
     assert_eq!(stolen["config"], Value::Null);
@@ -296,9 +299,7 @@ async fn a_non_dumpable_host_hides_its_environment_from_php_of_its_own_user() {
     if !require_root() {
         return;
     }
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("passwd")
-        .expect("user nobody");
+    let nobody = nobody();
     let dir = temp_dir(0o777);
     let handler = hostile_fixture(dir.path());
     let server = Server::worker(&handler)
@@ -753,9 +754,7 @@ async fn a_workers_user_the_host_cannot_switch_to_is_refused_at_start() {
     if !require_root() {
         return;
     }
-    let nobody = nix::unistd::User::from_name("nobody")
-        .expect("passwd")
-        .expect("user nobody");
+    let nobody = nobody();
     let dir = temp_dir(0o777);
     let Err((status, log)) = Server::worker(&hostile_fixture(dir.path()))
         .env("ZENO_WORKERS__USER", "root")
