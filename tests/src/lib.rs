@@ -70,11 +70,21 @@ pub struct Server {
     log: Arc<Mutex<Vec<String>>>,
 }
 
-/// A fresh path in the temp directory, unique to this process and call.
+/// A fresh path in the temp directory, unique to this process, call and moment (pids are
+/// reused across runs, and a file left by an earlier run must never be taken for a new one).
 pub fn temp_path(name: &str) -> PathBuf {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("zeno-e2e-{}-{n}-{name}", std::process::id()))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let path = std::env::temp_dir().join(format!(
+        "zeno-e2e-{}-{n}-{nanos}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 /// A URL path with `?started=FILE` (or `&started=`) added, for the fixtures that write FILE
@@ -92,6 +102,7 @@ pub async fn wait_started(file: &Path) {
         assert!(Instant::now() < deadline, "the request never reached PHP");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let _ = std::fs::remove_file(file);
 }
 
 /// Waits up to `timeout` for `condition` to hold, checking every 10 ms; whether it did. For

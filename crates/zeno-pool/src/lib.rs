@@ -168,7 +168,9 @@ impl<S: Spawn> Pool<S> {
             }
         }
         for (index, worker) in initial.into_iter().enumerate() {
-            let slot = slot::Slot::new(index, shared.clone());
+            // Slots whose worker booted are live before `start` returns, so `/ready` and the
+            // first requests see them at once.
+            let slot = slot::Slot::new(index, shared.clone(), worker.as_ref().map(|w| w.pid()));
             shared.tracker.spawn(slot.run(worker));
         }
         tracing::info!(

@@ -90,12 +90,18 @@ pub(crate) struct Slot<S: Spawn> {
 }
 
 impl<S: Spawn> Slot<S> {
-    pub(crate) fn new(index: usize, shared: Arc<Shared<S>>) -> Self {
-        Slot {
+    /// A slot; with `ready` (the pid of a worker booted for it) it starts out idle and live.
+    pub(crate) fn new(index: usize, shared: Arc<Shared<S>>, ready: Option<u32>) -> Self {
+        let mut slot = Slot {
             index,
             shared,
             state: WorkerState::Booting,
+        };
+        if let Some(pid) = ready {
+            slot.shared.status.started(index, pid);
+            slot.enter(WorkerState::Idle, Some(pid));
         }
+        slot
     }
 
     /// The one place a slot changes state: the status board and the live count follow.

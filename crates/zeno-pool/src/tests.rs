@@ -261,6 +261,12 @@ async fn start(config: PoolConfig, script: Script) -> (Pool<FakeSpawner>, Arc<Fa
     )
     .await
     .expect("pool starts");
+    let booted = fake.count(|s| matches!(s, Seen::Booted(_)));
+    assert_eq!(
+        pool.live_workers(),
+        booted,
+        "workers booted at start are live when start returns"
+    );
     settle().await;
     (pool, fake)
 }
