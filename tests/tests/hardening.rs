@@ -115,6 +115,19 @@ async fn get_json(url: impl reqwest::IntoUrl) -> Value {
         .expect("json")
 }
 
+/// POST a multipart `form` to `url` and its JSON body.
+async fn post_form_json(url: impl reqwest::IntoUrl, form: reqwest::multipart::Form) -> Value {
+    client()
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Tests that switch users need root, which CI has; elsewhere they say so and pass.
 fn require_root() -> bool {
     if nix::unistd::Uid::effective().is_root() {
@@ -255,15 +268,11 @@ async fn workers_user_cannot_read_the_hosts_secrets() {
         "doc",
         reqwest::multipart::Part::bytes(b"one".to_vec()).file_name("a.txt"),
     );
-    let moved: Value = client()
-        .post(server.url(&format!("/upload-move?to={}", target.display())))
-        .multipart(form)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let moved: Value = post_form_json(
+        server.url(&format!("/upload-move?to={}", target.display())),
+        form,
+    )
+    .await;
     assert_eq!(moved["owner"], nobody.uid.as_raw(), "{moved}");
     assert_eq!(moved["sha1"], "fe05bcdcdc4928012781a5f1a2a77cbb5398e106");
     assert_eq!(moved["moved"], true);
@@ -639,15 +648,11 @@ async fn uploads_outlive_deferred_work_and_are_always_deleted() {
     };
 
     let out = dir.path().join("later.json");
-    let response: Value = client()
-        .post(server.url(&format!("/upload-later?out={}", out.display())))
-        .multipart(form(b"one"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let response: Value = post_form_json(
+        server.url(&format!("/upload-later?out={}", out.display())),
+        form(b"one"),
+    )
+    .await;
     let path = PathBuf::from(response["path"].as_str().expect("path"));
     assert!(
         wait_until(Duration::from_secs(10), || out.exists()
@@ -666,15 +671,7 @@ async fn uploads_outlive_deferred_work_and_are_always_deleted() {
     );
 
     // A worker killed in its after-response work: the upload is still deleted.
-    let response: Value = client()
-        .post(server.url("/upload-crash"))
-        .multipart(form(b"two"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let response: Value = post_form_json(server.url("/upload-crash"), form(b"two")).await;
     let path = PathBuf::from(response["path"].as_str().expect("path"));
     assert!(
         wait_until(Duration::from_secs(5), || !path.exists()),
@@ -717,15 +714,11 @@ async fn a_large_upload_goes_to_disk_without_filling_the_hosts_memory() {
         SIZE as u64,
     )
     .file_name("big.bin");
-    let response: Value = client()
-        .post(server.url(&format!("/upload-move?to={}", target.display())))
-        .multipart(reqwest::multipart::Form::new().part("doc", part))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let response: Value = post_form_json(
+        server.url(&format!("/upload-move?to={}", target.display())),
+        reqwest::multipart::Form::new().part("doc", part),
+    )
+    .await;
     let peak = sampler.peak();
     drop(sampler);
     assert_eq!(response["size"], SIZE as u64, "{response}");
