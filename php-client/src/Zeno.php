@@ -4,6 +4,7 @@ declare(strict_types=1);
 
 namespace Zeno;
 
+use Zeno\Runtime\Tasks;
 use Zeno\Runtime\Worker;
 
 /**
@@ -50,6 +51,41 @@ final class Zeno
             return;
         }
         self::$worker->defer($callback);
+    }
+
+    /** Whether this code runs in a worker of the Zeno host. */
+    public static function running(): bool
+    {
+        return self::$worker !== null;
+    }
+
+    /**
+     * Runs the callables at once on the host's task pool — warm workers of this same app —
+     * and returns their results under the same keys, in the same order. Each task sees this
+     * request's scope and has its own database transactions. If a task throws, the first
+     * failure (in the given order) is thrown here, as the same class; a task past its timeout
+     * throws {@see TaskTimedOut}, one whose worker died {@see TaskFailed}. Without a host (or
+     * without a task pool) the callables run here, one after another.
+     *
+     * @param array<array-key, callable> $tasks closures (serialized with Laravel's SerializableClosure)
+     * @param float|null $timeout seconds; the host's `tasks.exec_timeout` when null
+     * @return array<array-key, mixed>
+     */
+    public static function concurrently(array $tasks, ?float $timeout = null): array
+    {
+        return Tasks::run($tasks, $timeout);
+    }
+
+    /**
+     * Queues the callables on the host's task pool and returns at once: they run after this
+     * request, on task workers, and nobody waits for them (failures are logged). Without a
+     * task pool they run in this worker after the response.
+     *
+     * @param array<array-key, callable> $tasks
+     */
+    public static function deferTasks(array $tasks): void
+    {
+        Tasks::defer($tasks);
     }
 
     /** A value of the current request's scope (`$_ZENO`), or the whole scope. */

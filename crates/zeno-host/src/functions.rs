@@ -15,6 +15,11 @@ pub struct CallContext {
     pub request_id: String,
     /// The name the function was called by.
     pub function: String,
+    /// The scope of the request in flight (`$_ZENO`), empty for calls made while a worker
+    /// boots.
+    pub scope: serde_json::Map<String, Value>,
+    /// The process id of the calling worker.
+    pub pid: u32,
 }
 
 /// A host function's failure, sent back to PHP as `success: false`.
@@ -142,6 +147,8 @@ mod tests {
         CallContext {
             request_id: "r-1".into(),
             function: function.into(),
+            scope: serde_json::Map::new(),
+            pid: 1,
         }
     }
 

@@ -22,6 +22,7 @@
 mod functions;
 mod runtime;
 mod settings;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,12 +31,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use zeno_protocol::{HostCall, HostResult, HttpRequest, Request, RequestKind};
-use zeno_worker::{HostCalls, WorkerConfig};
+use zeno_worker::{CallOrigin, HostCalls, WorkerConfig};
 
 pub use zeno_worker::Credentials;
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
-pub use settings::{WorkersConfig, DEFAULT_ENV_ALLOWLIST};
+pub use settings::{TasksConfig, WorkersConfig, DEFAULT_ENV_ALLOWLIST};
 pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction};
 pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
@@ -65,6 +66,7 @@ pub struct HostBuilder {
     handler: PathBuf,
     laravel: Option<(PathBuf, &'static str)>,
     settings: WorkersConfig,
+    tasks: TasksConfig,
     scope: Map<String, Value>,
     registry: Registry,
     runtime_dir: Option<PathBuf>,
@@ -81,6 +83,7 @@ impl HostBuilder {
             handler: handler.into(),
             laravel: None,
             settings: WorkersConfig::default(),
+            tasks: TasksConfig::default(),
             scope: Map::new(),
             registry: Registry::with_builtins(),
             runtime_dir: None,
@@ -94,6 +97,18 @@ impl HostBuilder {
     /// constructor chose what runs).
     pub fn settings(mut self, settings: WorkersConfig) -> Self {
         self.settings = settings;
+        self
+    }
+
+    /// Replaces the task pool's settings (`[tasks]`).
+    pub fn tasks(mut self, tasks: TasksConfig) -> Self {
+        self.tasks = tasks;
+        self
+    }
+
+    /// Number of task workers (0: tasks run inline in their caller).
+    pub fn task_workers(mut self, count: usize) -> Self {
+        self.tasks.count = count;
         self
     }
 
@@ -292,6 +307,23 @@ impl HostBuilder {
             max_host_call: settings.max_host_call,
             credentials: self.credentials,
         };
+        let task_settings = self.tasks;
+        let task_pool_config = zeno_pool::PoolConfig {
+            worker: WorkerConfig {
+                boot_timeout: task_settings.boot_timeout,
+                ..worker.clone()
+            },
+            workers: task_settings.count,
+            exec_timeout: task_settings.exec_timeout,
+            allocate_timeout: task_settings.allocate_timeout,
+            max_queue: task_settings.max_queue.max(1),
+            max_jobs: task_settings.max_jobs,
+            max_memory: task_settings.max_memory,
+            memory_check_interval: Duration::from_secs(1),
+            idle_timeout: task_settings.idle_timeout,
+            stop_grace: task_settings.stop_grace,
+            name: "tasks",
+        };
         let pool_config = zeno_pool::PoolConfig {
             worker,
             workers: settings.count.max(1),
@@ -303,13 +335,32 @@ impl HostBuilder {
             memory_check_interval: Duration::from_secs(1),
             idle_timeout: settings.idle_timeout,
             stop_grace: settings.stop_grace,
+            name: "http",
         };
         let registry = Arc::new(self.registry);
-        let calls: Arc<dyn HostCalls> =
-            Arc::new(RegistryCalls(registry.clone(), self.databases.clone()));
-        let pool = zeno_pool::Pool::start(pool_config, calls).await?;
+        let tasks = tasks::Tasks::new(task_settings.nested_wait, task_settings.drain);
+        let calls = |from_tasks| -> Arc<dyn HostCalls> {
+            Arc::new(RegistryCalls {
+                registry: registry.clone(),
+                databases: self.databases.clone(),
+                tasks: tasks.clone(),
+                from_tasks,
+            })
+        };
+        if task_pool_config.workers > 0 {
+            let task_pool = zeno_pool::Pool::start(task_pool_config, calls(true)).await?;
+            tasks.attach(task_pool);
+        }
+        let pool = match zeno_pool::Pool::start(pool_config, calls(false)).await {
+            Ok(pool) => pool,
+            Err(err) => {
+                tasks.shutdown().await;
+                return Err(err.into());
+            }
+        };
         Ok(Host {
             pool,
+            tasks,
             credentials: self.credentials,
             scope: self.scope,
             next_id: AtomicU64::new(1),
@@ -356,20 +407,65 @@ fn worker_env(
     env
 }
 
-/// Binds the registry to the worker's host calls.
-struct RegistryCalls(Arc<Registry>, Option<Arc<zeno_db::Databases>>);
+/// Binds the registry, the databases and the task pool to one pool's host calls.
+struct RegistryCalls {
+    registry: Arc<Registry>,
+    databases: Option<Arc<zeno_db::Databases>>,
+    tasks: Arc<tasks::Tasks>,
+    /// The calls come from task workers: a batch they run is nested.
+    from_tasks: bool,
+}
+
+impl RegistryCalls {
+    /// `tasks_run` and `tasks_defer`, which need the caller's scope and pool.
+    async fn call_tasks(&self, ctx: &CallContext, params: &Value) -> Result<Value, CallError> {
+        let (specs, timeout) = tasks::parse_batch(params)?;
+        if ctx.function == "tasks_defer" {
+            if self.tasks.pool().is_none() {
+                return Err(CallError::new(
+                    "no_task_pool",
+                    "there is no task pool (tasks.count = 0)",
+                ));
+            }
+            let queued = self.tasks.defer(specs, ctx.scope.clone())?;
+            return Ok(serde_json::json!({ "queued": queued }));
+        }
+        let results = if self.tasks.pool().is_none() {
+            // No task pool: the caller runs each task itself.
+            specs
+                .iter()
+                .map(|_| serde_json::json!({"status": "inline"}))
+                .collect()
+        } else {
+            self.tasks
+                .run(specs, &ctx.scope, timeout, self.from_tasks)
+                .await
+        };
+        Ok(serde_json::json!({ "results": results }))
+    }
+}
 
 impl HostCalls for RegistryCalls {
     fn call<'a>(
         &'a self,
         call: HostCall,
+        origin: CallOrigin<'a>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostResult> + Send + 'a>> {
         Box::pin(async move {
             let ctx = CallContext {
                 request_id: call.request,
                 function: call.function,
+                scope: origin
+                    .request
+                    .map(|request| request.scope.clone())
+                    .unwrap_or_default(),
+                pid: origin.pid,
             };
-            match self.0.call(ctx.clone(), call.parameters).await {
+            let result = match ctx.function.as_str() {
+                "tasks_run" | "tasks_defer" => self.call_tasks(&ctx, &call.parameters).await,
+                _ => self.registry.call(ctx.clone(), call.parameters).await,
+            };
+            match result {
                 Ok(data) => HostResult::ok(call.id, data),
                 Err(err) => {
                     tracing::debug!(request = %ctx.request_id, function = %ctx.function, error = %err, "host function failed");
@@ -390,7 +486,7 @@ impl HostCalls for RegistryCalls {
         request: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(db) = &self.1 {
+            if let Some(db) = &self.databases {
                 db.end_request(request).await;
             }
         })
@@ -488,6 +584,7 @@ impl Dispatch {
 #[derive(Debug)]
 pub struct Host {
     pool: zeno_pool::Pool,
+    tasks: Arc<tasks::Tasks>,
     credentials: Option<Credentials>,
     scope: Map<String, Value>,
     next_id: AtomicU64,
@@ -552,6 +649,9 @@ impl Host {
     /// Rolling restart of every worker; old workers serve until their replacements are ready.
     pub fn reload(&self) {
         self.pool.reload();
+        if let Some(pool) = self.tasks.pool() {
+            pool.reload();
+        }
     }
 
     /// What the workers run (`handler`).
@@ -559,8 +659,37 @@ impl Host {
         &self.app
     }
 
-    /// Lets running requests finish, stops every worker, and waits for them.
+    /// Runs a batch of tasks at once on the task pool (each handler receives a `Zeno\Request`
+    /// whose `task()` is its payload) and returns one outcome per task, in order:
+    /// `{"status": "ok", ...}` with the worker's JSON answer, or `{"status": "timeout" |
+    /// "lost" | "inline", "message": ...}`. `inline` means there is no task pool
+    /// (`tasks.count = 0`).
+    pub async fn run_tasks(
+        &self,
+        payloads: Vec<Value>,
+        scope: Map<String, Value>,
+        timeout: Option<Duration>,
+    ) -> Vec<Value> {
+        let specs = tasks::specs_of(payloads);
+        if self.tasks.pool().is_none() {
+            return specs
+                .iter()
+                .map(|_| serde_json::json!({"status": "inline", "message": "there is no task pool"}))
+                .collect();
+        }
+        let scope = self.merge_scope("", scope);
+        self.tasks.run(specs, &scope, timeout, false).await
+    }
+
+    /// A snapshot of every task worker (empty without a task pool).
+    pub fn task_workers(&self) -> Vec<WorkerInfo> {
+        self.tasks.pool().map(|pool| pool.workers()).unwrap_or_default()
+    }
+
+    /// Lets running requests finish, then deferred tasks (for up to `tasks.drain`), stops
+    /// every worker, and waits for them.
     pub async fn shutdown(&self) {
         self.pool.shutdown().await;
+        self.tasks.shutdown().await;
     }
 }

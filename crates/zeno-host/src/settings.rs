@@ -91,3 +91,64 @@ impl Default for WorkersConfig {
         }
     }
 }
+
+/// The `[tasks]` section of `zeno.toml`: the task pool that runs `Concurrency::run`/`defer`,
+/// `\Zeno::concurrently` and [`crate::Host::run_tasks`] on warm workers of their own. Its
+/// workers run the same app as `[workers]`, with the same PHP binary, environment, ini and
+/// user; the limits here are the task pool's own.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TasksConfig {
+    /// Number of task workers (default: the number of CPUs). With 0 there is no task pool and
+    /// every task runs inline in its caller, one after another.
+    pub count: usize,
+    /// A task running longer is stopped (its worker killed) and its caller gets a timeout;
+    /// a caller's own timeout, when it gives one, wins.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub exec_timeout: Duration,
+    /// A task waiting longer for a free task worker fails.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub allocate_timeout: Duration,
+    /// A task that itself runs tasks waits this long for a free task worker, then runs the
+    /// task inline: nested batches can never deadlock.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub nested_wait: Duration,
+    /// At shutdown, deferred tasks get this long to finish; the rest are dropped, each logged
+    /// by name.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub drain: Duration,
+    /// A task worker not ready by then is killed and retried with backoff.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub boot_timeout: Duration,
+    /// A stopping task worker gets SIGTERM after this, SIGKILL after this again.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub stop_grace: Duration,
+    /// Recycle a task worker after about this many tasks (0: never).
+    pub max_jobs: u64,
+    /// Recycle a task worker whose RSS passes this many bytes (0: never).
+    #[serde(deserialize_with = "zeno_config::size")]
+    pub max_memory: u64,
+    /// Recycle a task worker idle this long (zero: never).
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub idle_timeout: Duration,
+    /// Tasks that may wait for a task worker at once; more fail at once.
+    pub max_queue: usize,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        TasksConfig {
+            count: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            exec_timeout: Duration::from_secs(60),
+            allocate_timeout: Duration::from_secs(30),
+            nested_wait: Duration::from_millis(50),
+            drain: Duration::from_secs(30),
+            boot_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(10),
+            max_jobs: 0,
+            max_memory: 0,
+            idle_timeout: Duration::ZERO,
+            max_queue: 4096,
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub struct PoolConfig {
     pub idle_timeout: Duration,
     /// How long a stopping worker may take to finish before SIGTERM, and again before SIGKILL.
     pub stop_grace: Duration,
+    /// The pool's name in metrics (`pool` label): `http` for requests, `tasks` for tasks.
+    pub name: &'static str,
 }
 
 /// Why the pool could not produce a response.
@@ -80,8 +82,20 @@ pub enum PoolError {
 /// or dead, or once the request is withdrawn before any worker took it.
 pub type Held = Vec<Box<dyn std::any::Any + Send>>;
 
+/// Limits for one dispatch that differ from the pool's own (a task with its own timeout, a
+/// caller that would rather not wait for a worker).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Longest this request may run; the pool's `exec_timeout` when `None`.
+    pub exec_timeout: Option<Duration>,
+    /// Longest this request may wait for a free worker; the pool's `allocate_timeout` when
+    /// `None`.
+    pub allocate_timeout: Option<Duration>,
+}
+
 pub(crate) struct Job {
     pub(crate) request: Request,
+    pub(crate) exec_timeout: Duration,
     pub(crate) held: Held,
     pub(crate) queued_at: Instant,
     pub(crate) accepted: oneshot::Sender<()>,
@@ -195,34 +209,46 @@ impl<S: Spawn> Pool<S> {
         request: Request,
         held: Held,
     ) -> Result<Response, PoolError> {
+        self.dispatch_with(request, held, Limits::default()).await
+    }
+
+    /// [`Pool::dispatch_holding`] under `limits` instead of the pool's own.
+    pub async fn dispatch_with(
+        &self,
+        request: Request,
+        held: Held,
+        limits: Limits,
+    ) -> Result<Response, PoolError> {
         if self.shared.cancel.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
         let (accepted_tx, accepted_rx) = oneshot::channel();
         let (reply_tx, reply_rx) = oneshot::channel();
+        let config = &self.shared.config;
+        let allocate_timeout = limits.allocate_timeout.unwrap_or(config.allocate_timeout);
         let job = Job {
             request,
+            exec_timeout: limits.exec_timeout.unwrap_or(config.exec_timeout),
             held,
             queued_at: Instant::now(),
             accepted: accepted_tx,
             reply: reply_tx,
         };
-        let config = &self.shared.config;
         self.queue.try_send(job).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => {
-                metrics::counter!("zeno_pool_rejected_total", "reason" => "queue_full")
+                metrics::counter!("zeno_pool_rejected_total", "pool" => config.name, "reason" => "queue_full")
                     .increment(1);
                 PoolError::QueueFull(config.max_queue)
             }
             mpsc::error::TrySendError::Closed(_) => PoolError::ShuttingDown,
         })?;
-        match tokio::time::timeout(config.allocate_timeout, accepted_rx).await {
+        match tokio::time::timeout(allocate_timeout, accepted_rx).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(PoolError::ShuttingDown),
             Err(_) => {
-                metrics::counter!("zeno_pool_rejected_total", "reason" => "allocate_timeout")
+                metrics::counter!("zeno_pool_rejected_total", "pool" => config.name, "reason" => "allocate_timeout")
                     .increment(1);
-                return Err(PoolError::NoWorker(config.allocate_timeout));
+                return Err(PoolError::NoWorker(allocate_timeout));
             }
         }
         reply_rx.await.unwrap_or(Err(PoolError::ShuttingDown))

@@ -160,7 +160,7 @@ impl<S: Spawn> Slot<S> {
                 Ok(worker) => return Some(worker),
                 Err(err) => {
                     self.enter(WorkerState::Down, None);
-                    metrics::counter!("zeno_worker_boot_failures_total").increment(1);
+                    metrics::counter!("zeno_worker_boot_failures_total", "pool" => self.shared.config.name).increment(1);
                     tracing::error!(slot = self.index, error = %zeno_protocol::report(&err), retry_in = ?backoff, "worker failed to boot");
                     tokio::select! {
                         _ = self.shared.cancel.cancelled() => return None,
@@ -322,11 +322,12 @@ impl<S: Spawn> Slot<S> {
             tracing::debug!(request = %job.request.id, "request withdrawn before a worker took it");
             return JobEnd::Served;
         }
-        metrics::histogram!("zeno_pool_queue_wait_seconds")
+        metrics::histogram!("zeno_pool_queue_wait_seconds", "pool" => self.shared.config.name)
             .record(job.queued_at.elapsed().as_secs_f64());
         let shared = self.shared.clone();
         let config = &shared.config;
         let id = job.request.id.clone();
+        let exec_timeout = job.exec_timeout;
         let pid = worker.pid();
         self.enter(WorkerState::Busy, Some(pid));
         self.shared.status.served(self.index);
@@ -347,7 +348,7 @@ impl<S: Spawn> Slot<S> {
         };
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
-                config.exec_timeout,
+                exec_timeout,
                 worker.handle(job.request, shared.calls.as_ref(), |response| send_reply(&mut reply, Ok(response))),
             ) => Some(outcome),
             _ = shutdown_deadline => None,
@@ -361,9 +362,9 @@ impl<S: Spawn> Slot<S> {
                 JobEnd::Lost(Reason::Crashed)
             }
             Some(Err(_)) => {
-                tracing::error!(slot = self.index, pid, request = %id, timeout = ?config.exec_timeout, "request ran past exec_timeout; killing its worker");
+                tracing::error!(slot = self.index, pid, request = %id, timeout = ?exec_timeout, "request ran past exec_timeout; killing its worker");
                 worker.kill().await;
-                send_reply(&mut reply, Err(PoolError::Timeout(config.exec_timeout)));
+                send_reply(&mut reply, Err(PoolError::Timeout(exec_timeout)));
                 JobEnd::Lost(Reason::ExecTimeout)
             }
             None => {
@@ -405,14 +406,14 @@ impl<S: Spawn> Slot<S> {
             requests = worker.requests(),
             "retiring worker"
         );
-        count_restart(reason);
+        count_restart(self.shared.config.name, reason);
         let grace = self.shared.config.stop_grace;
         self.shared.tracker.spawn(worker.stop(grace));
     }
 
     /// The worker was lost (already dead or killed): counted; the slot is booting again.
     fn lost(&mut self, reason: Reason) {
-        count_restart(reason);
+        count_restart(self.shared.config.name, reason);
         self.enter(WorkerState::Booting, None);
     }
 
@@ -438,8 +439,9 @@ impl<S: Spawn> Slot<S> {
 
 type ReplySender = tokio::sync::oneshot::Sender<Result<Response, PoolError>>;
 
-fn count_restart(reason: Reason) {
-    metrics::counter!("zeno_worker_restarts_total", "reason" => reason.as_str()).increment(1);
+fn count_restart(pool: &'static str, reason: Reason) {
+    metrics::counter!("zeno_worker_restarts_total", "pool" => pool, "reason" => reason.as_str())
+        .increment(1);
 }
 
 fn over_memory(worker: &impl WorkerProcess, limit: u64) -> bool {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use zeno_protocol::{Body, HeaderMap, HostCall, HostResult, Request, RequestKind, Response};
-use zeno_worker::{HostCalls, WorkerConfig, WorkerError};
+use zeno_worker::{CallOrigin, HostCalls, WorkerConfig, WorkerError};
 
 use crate::process::{Spawn, WorkerProcess};
 use crate::{Pool, PoolConfig, PoolError, WorkerState};
@@ -218,7 +218,7 @@ struct Calls(Arc<Fake>);
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl HostCalls for Calls {
-    fn call<'a>(&'a self, call: HostCall) -> BoxFuture<'a, HostResult> {
+    fn call<'a>(&'a self, call: HostCall, _origin: CallOrigin<'a>) -> BoxFuture<'a, HostResult> {
         Box::pin(async move { HostResult::ok(call.id, Value::Null) })
     }
 
@@ -249,6 +249,7 @@ fn config(workers: usize) -> PoolConfig {
         memory_check_interval: Duration::from_secs(1),
         idle_timeout: Duration::ZERO,
         stop_grace: Duration::from_secs(10),
+        name: "test",
     }
 }
 

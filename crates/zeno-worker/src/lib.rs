@@ -56,11 +56,25 @@ pub struct Credentials {
     pub gid: u32,
 }
 
+/// Where a host call comes from: which worker, and the request it was serving (whose scope a
+/// host function may need, say to hand it on to tasks the request starts).
+#[derive(Debug, Clone, Copy)]
+pub struct CallOrigin<'a> {
+    /// The calling worker's process id.
+    pub pid: u32,
+    /// The request in flight, or `None` for a call made while the worker booted.
+    pub request: Option<&'a Request>,
+}
+
 /// Runs the host functions a worker calls. The pool and host implement it; the worker only
 /// relays.
 pub trait HostCalls: Send + Sync {
     /// Runs one host call and returns its result. Never fails: errors are results.
-    fn call<'a>(&'a self, call: HostCall) -> Pin<Box<dyn Future<Output = HostResult> + Send + 'a>>;
+    fn call<'a>(
+        &'a self,
+        call: HostCall,
+        origin: CallOrigin<'a>,
+    ) -> Pin<Box<dyn Future<Output = HostResult> + Send + 'a>>;
 
     /// The request is over, however it ended (answered, failed, timed out, worker died):
     /// release what its host calls held, such as an open transaction.
@@ -181,7 +195,7 @@ impl Worker {
                 Frame::Message {
                     message: WorkerMessage::HostCall(call),
                     len,
-                } => self.relay(call, len, calls).await?,
+                } => self.relay(call, len, calls, None).await?,
                 Frame::Message {
                     message: WorkerMessage::Log(log),
                     ..
@@ -215,10 +229,13 @@ impl Worker {
     {
         let id = request.id.clone();
         self.requests += 1;
-        self.stdin
-            .send(&HostMessage::Request(request))
-            .await
-            .map_err(codec_to_worker)?;
+        // Kept, not consumed, so host calls made for the request can see it.
+        let message = HostMessage::Request(request);
+        self.stdin.send(&message).await.map_err(codec_to_worker)?;
+        let request = match &message {
+            HostMessage::Request(request) => Some(request),
+            _ => None,
+        };
         let mut on_response = Some(on_response);
         loop {
             match self.next_frame("handling a request").await? {
@@ -257,7 +274,7 @@ impl Worker {
                 Frame::Message {
                     message: WorkerMessage::HostCall(call),
                     len,
-                } => self.relay(call, len, calls).await?,
+                } => self.relay(call, len, calls, request).await?,
                 Frame::Message {
                     message: WorkerMessage::Log(log),
                     ..
@@ -312,6 +329,7 @@ impl Worker {
         call: HostCall,
         len: usize,
         calls: &dyn HostCalls,
+        request: Option<&Request>,
     ) -> Result<(), WorkerError> {
         let result = if len > self.max_host_call {
             tracing::warn!(pid = self.pid, function = %call.function, len, limit = self.max_host_call, "host_call over the size limit");
@@ -324,7 +342,11 @@ impl Worker {
                 ),
             )
         } else {
-            calls.call(call).await
+            let origin = CallOrigin {
+                pid: self.pid,
+                request,
+            };
+            calls.call(call, origin).await
         };
         self.stdin
             .send(&HostMessage::HostResult(result))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use zeno_protocol::{HostCall, HostResult, Request, RequestKind};
-use zeno_worker::{HostCalls, Worker, WorkerConfig, WorkerError};
+use zeno_worker::{CallOrigin, HostCalls, Worker, WorkerConfig, WorkerError};
 
 struct NoCalls;
 
@@ -13,6 +13,7 @@ impl HostCalls for NoCalls {
     fn call<'a>(
         &'a self,
         call: HostCall,
+        _origin: CallOrigin<'a>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostResult> + Send + 'a>> {
         Box::pin(async move { HostResult::err(call.id, "unknown_function", "none") })
     }

@@ -28,6 +28,10 @@ final class ArtisanWorker
     {
         $app = AppLoader::load($appDir);
         chdir($app->basePath());
+        // Task workers of `zeno artisan` boot here too; a task gets the console kernel's
+        // bootstrapped app.
+        $app->make(ConsoleKernel::class)->bootstrap();
+        TaskInvoker::install($app, StateReset::capture($app));
         return new self($app);
     }
 

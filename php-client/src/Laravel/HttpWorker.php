@@ -41,7 +41,9 @@ final class HttpWorker
         $kernel->bootstrap();
         // As Request::capture() does; a process-wide flag, so once.
         SymfonyRequest::enableHttpMethodParameterOverride();
-        return new self($app, $kernel, StateReset::capture($app));
+        $reset = StateReset::capture($app);
+        TaskInvoker::install($app, $reset);
+        return new self($app, $kernel, $reset);
     }
 
     public function __invoke(Request $request): Response

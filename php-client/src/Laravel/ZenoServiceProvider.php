@@ -29,6 +29,30 @@ final class ZenoServiceProvider extends ServiceProvider
         };
         $this->app->resolved('db') ? $extendDb($this->app['db']) : $this->app->resolving('db', $extendDb);
         $this->app->resolved('log') ? $extendLog($this->app['log']) : $this->app->resolving('log', $extendLog);
+        $this->registerConcurrency();
+    }
+
+    /**
+     * Laravel 11.24+: `Concurrency` runs on the host's task pool — the `zeno` driver, and
+     * `process` (Laravel's default) replaced by it, since its `php artisan` children cannot
+     * reach the host's database pool. Outside the host, `process` stays Laravel's own.
+     */
+    private function registerConcurrency(): void
+    {
+        $manager = 'Illuminate\Concurrency\ConcurrencyManager';
+        if (!class_exists($manager) || !interface_exists('Illuminate\Contracts\Concurrency\Driver')) {
+            return;
+        }
+        $extend = static function ($concurrency): void {
+            // Not static: the manager binds creators to itself (Laravel 11 cannot bind a
+            // static closure).
+            $concurrency->extend('zeno', fn () => new ConcurrencyDriver());
+            if (\Zeno\Zeno::running()) {
+                $concurrency->extend('process', fn () => new ConcurrencyDriver());
+            }
+        };
+        // Laravel's ConcurrencyServiceProvider is deferred: extend the manager when it is made.
+        $this->app->resolved($manager) ? $extend($this->app[$manager]) : $this->app->afterResolving($manager, $extend);
     }
 
     public function boot(): void

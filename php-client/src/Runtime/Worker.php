@@ -33,6 +33,8 @@ final class Worker
     private Deferred $deferred;
     /** The current request's response has been sent; only after-response work remains. */
     private bool $responded = false;
+    /** The current request is a closure for the task pool. */
+    private bool $inTask = false;
 
     /** @param resource $stderr */
     public function __construct(private Channel $channel, private $stderr, private string $app = 'handler')
@@ -132,6 +134,19 @@ final class Worker
         $this->current = $id;
         $this->output->start();
         try {
+            $task = $message['task'] ?? null;
+            if (is_array($task) && isset($task[Tasks::MARK])) {
+                // A closure for the task pool: the runtime runs it, not the handler. What it
+                // prints goes to the log, never into its result.
+                $this->inTask = true;
+                $answer = Tasks::serve($task);
+                $this->inTask = false;
+                $printed = $this->output->collect();
+                if ($printed !== '') {
+                    $this->log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
+                }
+                return Protocol::response($id, 200, ['content-type' => ['application/json']], $answer);
+            }
             $result = $handler($request);
             return $this->exchange->respond($id, $result, $this->output->collect());
         } catch (\Throwable $e) {
@@ -140,6 +155,7 @@ final class Worker
             return Protocol::error($id);
         } finally {
             $this->current = null;
+            $this->inTask = false;
             $this->exchange->leave();
         }
     }
@@ -229,6 +245,15 @@ final class Worker
                     $this->log('error', sprintf('PHP Fatal error after the response: %s in %s:%d', $error['message'], $error['file'], $error['line']));
                 }
                 $this->channel->send(Protocol::done($id, exiting: true));
+                return;
+            }
+            if ($this->inTask) {
+                // The caller gets a failure that says what ended the worker.
+                $why = $fatal ? sprintf('a fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']) : 'exit';
+                if ($output !== '') {
+                    $this->log('info', 'task output', ['output' => mb_strcut($output, 0, 65536)]);
+                }
+                $this->channel->send(Protocol::response($id, 200, ['content-type' => ['application/json']], Tasks::ended($why), exiting: true));
                 return;
             }
             if ($fatal) {
