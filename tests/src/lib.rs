@@ -62,6 +62,31 @@ pub fn zeno_bin() -> PathBuf {
     bin
 }
 
+/// PHP 8.4 with Laravel 13 from the Debian sid chroot that `scripts/sid.sh` builds (once;
+/// later calls reuse it): the path of its php-cgi wrapper for `--php`, and of its php-cli
+/// wrapper. Fails the test, never skips it, when the chroot cannot be built.
+pub fn sid_php() -> (PathBuf, PathBuf) {
+    static PATHS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let script = repo_root().join("scripts/sid.sh");
+            let run = |arg: Option<&str>| {
+                let output = Command::new(&script)
+                    .args(arg)
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("run scripts/sid.sh");
+                assert!(
+                    output.status.success(),
+                    "scripts/sid.sh failed: the Laravel 13 / PHP 8.4 tests need its Debian sid chroot"
+                );
+                PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+            };
+            (run(None), run(Some("php")))
+        })
+        .clone()
+}
+
 /// A running `zeno serve`.
 pub struct Server {
     child: Child,
@@ -350,6 +375,27 @@ impl LaravelApp {
             "\nrequire {:?};\n",
             fixture("laravel/routes.php").display().to_string()
         ));
+        std::fs::write(&routes, web).expect("write routes");
+        LaravelApp { dir }
+    }
+}
+
+impl LaravelApp {
+    /// A copy of `tests/fixtures/laravel-modern` — a Laravel 11+ shaped app
+    /// (`Application::configure()`, no HTTP kernel class, a partial `config/`) for Laravel 13
+    /// — with the same test routes and the Concurrency routes added.
+    pub fn modern(tag: &str) -> LaravelApp {
+        let dir = std::env::temp_dir().join(format!("zeno-laravel13-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&fixture("laravel-modern"), &dir);
+        let routes = dir.join("routes/web.php");
+        let mut web = std::fs::read_to_string(&routes).expect("routes/web.php");
+        for extra in ["laravel/routes.php", "laravel/concurrency.php"] {
+            web.push_str(&format!(
+                "\nrequire {:?};\n",
+                fixture(extra).display().to_string()
+            ));
+        }
         std::fs::write(&routes, web).expect("write routes");
         LaravelApp { dir }
     }

@@ -1,7 +1,7 @@
 //! `zeno.toml`, `ZENO_<SECTION>__<KEY>` environment variables and command-line flags, layered
 //! in that order (flags win) onto one TOML table, which is then read once into the libraries'
 //! own config types: [`zeno_http::HttpConfig`] for `[server]`, [`zeno_host::WorkersConfig`] for
-//! `[workers]`, [`zeno_host::ConnectionConfig`] for each `[db]` entry. They own the defaults;
+//! `[workers]`, [`zeno_host::TasksConfig`] for `[tasks]`, [`zeno_host::ConnectionConfig`] for each `[db]` entry. They own the defaults;
 //! this file only knows where values come from.
 
 use std::collections::BTreeMap;
@@ -17,6 +17,7 @@ use serde::Deserialize;
 pub struct Config {
     pub server: zeno_http::HttpConfig,
     pub workers: zeno_host::WorkersConfig,
+    pub tasks: zeno_host::TasksConfig,
     /// Static scope values every request carries.
     pub scope: serde_json::Map<String, serde_json::Value>,
     /// Named databases: `[db] default = "postgres://…"`, or a table with pool settings.

@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Number of PHP worker processes.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
+    /// Number of task workers, for Concurrency::run/defer and \Zeno::concurrently (0: tasks
+    /// run inline in their caller).
+    #[arg(long, value_name = "N")]
+    task_workers: Option<usize>,
     /// Configuration file (zeno.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -194,6 +198,11 @@ fn resolve(args: ServeArgs) -> anyhow::Result<(Config, Vec<String>)> {
     flags.set(
         "workers.count",
         args.workers.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    flags.set(
+        "tasks.count",
+        args.task_workers
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
     );
     flags.set("workers.exec_timeout", args.exec_timeout);
     flags.set(
@@ -332,7 +341,9 @@ fn configure(
     if let Some(path) = config_file {
         security::check_config_file(path, credentials);
     }
-    let mut builder = base.settings(config.workers.clone());
+    let mut builder = base
+        .settings(config.workers.clone())
+        .tasks(config.tasks.clone());
     for (key, value) in &config.scope {
         builder = builder.scope_value(key, value.clone());
     }
@@ -411,6 +422,11 @@ fn metrics_renderer(host: Arc<zeno_host::Host>) -> anyhow::Result<zeno_http::Met
         for state in ["booting", "idle", "busy", "stopping", "down"] {
             let count = workers.iter().filter(|w| w.state.as_str() == state).count();
             metrics::gauge!("zeno_workers", "state" => state).set(count as f64);
+        }
+        let tasks = host.task_workers();
+        for state in ["booting", "idle", "busy", "stopping", "down"] {
+            let count = tasks.iter().filter(|w| w.state.as_str() == state).count();
+            metrics::gauge!("zeno_task_workers", "state" => state).set(count as f64);
         }
         for worker in &workers {
             metrics::gauge!("zeno_worker_rss_bytes", "slot" => worker.slot.to_string())

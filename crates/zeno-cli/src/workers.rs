@@ -15,15 +15,32 @@ pub fn print(admin: &str, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    print_table(&value["workers"]);
+    if value["tasks"]
+        .as_array()
+        .is_some_and(|tasks| !tasks.is_empty())
+    {
+        println!("task workers:");
+        print_table(&value["tasks"]);
+    }
+    println!(
+        "{} live worker(s){}",
+        value["live"].as_u64().unwrap_or(0),
+        if value["draining"] == true {
+            ", draining"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn print_table(workers: &Value) {
     println!(
         "{:>4}  {:>8}  {:<9}  {:>9}  {:>10}  {:>9}",
         "SLOT", "PID", "STATE", "REQUESTS", "RSS", "AGE"
     );
-    for worker in value["workers"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for worker in workers.as_array().map(Vec::as_slice).unwrap_or_default() {
         let pid = worker["pid"]
             .as_u64()
             .map_or("-".to_owned(), |p| p.to_string());
@@ -40,16 +57,6 @@ pub fn print(admin: &str, json: bool) -> anyhow::Result<()> {
             worker["age_seconds"].as_f64().unwrap_or(0.0),
         );
     }
-    println!(
-        "{} live worker(s){}",
-        value["live"].as_u64().unwrap_or(0),
-        if value["draining"] == true {
-            ", draining"
-        } else {
-            ""
-        }
-    );
-    Ok(())
 }
 
 /// A minimal HTTP/1.0 GET: enough for the local admin listener, no client stack needed.

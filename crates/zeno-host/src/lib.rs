@@ -67,6 +67,7 @@ pub struct HostBuilder {
     laravel: Option<(PathBuf, &'static str)>,
     settings: WorkersConfig,
     tasks: TasksConfig,
+    lazy_tasks: bool,
     scope: Map<String, Value>,
     registry: Registry,
     runtime_dir: Option<PathBuf>,
@@ -84,6 +85,7 @@ impl HostBuilder {
             laravel: None,
             settings: WorkersConfig::default(),
             tasks: TasksConfig::default(),
+            lazy_tasks: false,
             scope: Map::new(),
             registry: Registry::with_builtins(),
             runtime_dir: None,
@@ -103,6 +105,13 @@ impl HostBuilder {
     /// Replaces the task pool's settings (`[tasks]`).
     pub fn tasks(mut self, tasks: TasksConfig) -> Self {
         self.tasks = tasks;
+        self
+    }
+
+    /// Boots the task workers on first use instead of at start (the default for
+    /// [`HostBuilder::artisan`]).
+    pub fn lazy_tasks(mut self, lazy: bool) -> Self {
+        self.lazy_tasks = lazy;
         self
     }
 
@@ -129,6 +138,8 @@ impl HostBuilder {
         builder.laravel = Some((app_dir.into(), "zeno-artisan.php"));
         builder.app = "artisan".into();
         builder.settings.count = 1;
+        // A one-off command rarely runs tasks: task workers boot only if it does.
+        builder.lazy_tasks = true;
         builder
     }
 
@@ -338,7 +349,11 @@ impl HostBuilder {
             name: "http",
         };
         let registry = Arc::new(self.registry);
-        let tasks = tasks::Tasks::new(task_settings.nested_wait, task_settings.drain);
+        let tasks = tasks::Tasks::new(
+            task_pool_config.workers > 0,
+            task_settings.nested_wait,
+            task_settings.drain,
+        );
         let calls = |from_tasks| -> Arc<dyn HostCalls> {
             Arc::new(RegistryCalls {
                 registry: registry.clone(),
@@ -347,9 +362,11 @@ impl HostBuilder {
                 from_tasks,
             })
         };
-        if task_pool_config.workers > 0 {
-            let task_pool = zeno_pool::Pool::start(task_pool_config, calls(true)).await?;
-            tasks.attach(task_pool);
+        if tasks.enabled() {
+            tasks.prepare(task_pool_config, calls(true));
+            if !self.lazy_tasks {
+                tasks.pool().await?;
+            }
         }
         let pool = match zeno_pool::Pool::start(pool_config, calls(false)).await {
             Ok(pool) => pool,
@@ -421,7 +438,7 @@ impl RegistryCalls {
     async fn call_tasks(&self, ctx: &CallContext, params: &Value) -> Result<Value, CallError> {
         let (specs, timeout) = tasks::parse_batch(params)?;
         if ctx.function == "tasks_defer" {
-            if self.tasks.pool().is_none() {
+            if !self.tasks.enabled() {
                 return Err(CallError::new(
                     "no_task_pool",
                     "there is no task pool (tasks.count = 0)",
@@ -430,7 +447,7 @@ impl RegistryCalls {
             let queued = self.tasks.defer(specs, ctx.scope.clone())?;
             return Ok(serde_json::json!({ "queued": queued }));
         }
-        let results = if self.tasks.pool().is_none() {
+        let results = if !self.tasks.enabled() {
             // No task pool: the caller runs each task itself.
             specs
                 .iter()
@@ -649,7 +666,7 @@ impl Host {
     /// Rolling restart of every worker; old workers serve until their replacements are ready.
     pub fn reload(&self) {
         self.pool.reload();
-        if let Some(pool) = self.tasks.pool() {
+        if let Some(pool) = self.tasks.started() {
             pool.reload();
         }
     }
@@ -671,10 +688,12 @@ impl Host {
         timeout: Option<Duration>,
     ) -> Vec<Value> {
         let specs = tasks::specs_of(payloads);
-        if self.tasks.pool().is_none() {
+        if !self.tasks.enabled() {
             return specs
                 .iter()
-                .map(|_| serde_json::json!({"status": "inline", "message": "there is no task pool"}))
+                .map(
+                    |_| serde_json::json!({"status": "inline", "message": "there is no task pool"}),
+                )
                 .collect();
         }
         let scope = self.merge_scope("", scope);
@@ -683,7 +702,10 @@ impl Host {
 
     /// A snapshot of every task worker (empty without a task pool).
     pub fn task_workers(&self) -> Vec<WorkerInfo> {
-        self.tasks.pool().map(|pool| pool.workers()).unwrap_or_default()
+        self.tasks
+            .started()
+            .map(|pool| pool.workers())
+            .unwrap_or_default()
     }
 
     /// Lets running requests finish, then deferred tasks (for up to `tasks.drain`), stops

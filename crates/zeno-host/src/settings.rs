@@ -99,7 +99,8 @@ impl Default for WorkersConfig {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TasksConfig {
-    /// Number of task workers (default: the number of CPUs). With 0 there is no task pool and
+    /// Number of task workers (default: the number of CPUs, at least 4: tasks often wait on
+    /// I/O). With 0 there is no task pool and
     /// every task runs inline in its caller, one after another.
     pub count: usize,
     /// A task running longer is stopped (its worker killed) and its caller gets a timeout;
@@ -138,7 +139,7 @@ pub struct TasksConfig {
 impl Default for TasksConfig {
     fn default() -> Self {
         TasksConfig {
-            count: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            count: std::thread::available_parallelism().map_or(4, |n| n.get().max(4)),
             exec_timeout: Duration::from_secs(60),
             allocate_timeout: Duration::from_secs(30),
             nested_wait: Duration::from_millis(50),

@@ -13,14 +13,16 @@
 //! runs it itself. So a task never waits on a task worker that may be waiting on it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use zeno_pool::{Limits, Pool, PoolError};
+use zeno_pool::{Limits, Pool, PoolConfig, PoolError};
 use zeno_protocol::{Request, RequestKind};
+use zeno_worker::HostCalls;
 
 use crate::CallError;
 
@@ -37,9 +39,12 @@ pub(crate) struct TaskSpec {
 }
 
 /// The task pool and the work queued for it after its callers finished.
-#[derive(Debug)]
 pub(crate) struct Tasks {
-    pool: OnceLock<Pool>,
+    pool: OnceCell<Pool>,
+    /// How to start the pool, until it has started (a lazy pool starts on first use).
+    start: Mutex<Option<(PoolConfig, Arc<dyn HostCalls>)>>,
+    /// There is a task pool (`tasks.count` > 0), started or not.
+    enabled: bool,
     nested_wait: Duration,
     drain: Duration,
     deferred: TaskTracker,
@@ -48,9 +53,11 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
-    pub(crate) fn new(nested_wait: Duration, drain: Duration) -> Arc<Tasks> {
+    pub(crate) fn new(enabled: bool, nested_wait: Duration, drain: Duration) -> Arc<Tasks> {
         Arc::new(Tasks {
-            pool: OnceLock::new(),
+            pool: OnceCell::new(),
+            start: Mutex::new(None),
+            enabled,
             nested_wait,
             drain,
             deferred: TaskTracker::new(),
@@ -59,14 +66,34 @@ impl Tasks {
         })
     }
 
-    /// Hands over the pool once it has started (the pool's own host calls need `self`
-    /// first).
-    pub(crate) fn attach(&self, pool: Pool) {
-        let _ = self.pool.set(pool);
+    /// Says how to start the pool (its host calls need `self`, so it comes after `new`).
+    pub(crate) fn prepare(&self, config: PoolConfig, calls: Arc<dyn HostCalls>) {
+        if let Ok(mut start) = self.start.lock() {
+            *start = Some((config, calls));
+        }
     }
 
-    pub(crate) fn pool(&self) -> Option<&Pool> {
+    /// Whether there is a task pool at all (`tasks.count` > 0).
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The pool if it has started.
+    pub(crate) fn started(&self) -> Option<&Pool> {
         self.pool.get()
+    }
+
+    /// The pool, started now if it has not been yet.
+    pub(crate) async fn pool(&self) -> Result<&Pool, PoolError> {
+        self.pool
+            .get_or_try_init(|| async {
+                let start = self.start.lock().ok().and_then(|mut start| start.take());
+                let Some((config, calls)) = start else {
+                    return Err(PoolError::ShuttingDown);
+                };
+                Pool::start(config, calls).await
+            })
+            .await
     }
 
     fn task_id(&self) -> String {
@@ -99,8 +126,17 @@ impl Tasks {
         limits: Limits,
         nested: bool,
     ) -> Value {
-        let Some(pool) = self.pool.get() else {
-            return outcome("lost", "the task pool is not running");
+        let pool = match self.pool().await {
+            Ok(pool) => pool,
+            Err(err) => {
+                return outcome(
+                    "lost",
+                    &format!(
+                        "the task pool could not start: {}",
+                        zeno_protocol::report(&err)
+                    ),
+                )
+            }
         };
         let id = self.task_id();
         let mut scope = scope;
@@ -137,7 +173,11 @@ impl Tasks {
             ),
             Err(err) => outcome(
                 "lost",
-                &format!("task {:?} failed: {}", spec.name, zeno_protocol::report(&err)),
+                &format!(
+                    "task {:?} failed: {}",
+                    spec.name,
+                    zeno_protocol::report(&err)
+                ),
             ),
         };
         let status = value["status"].as_str().unwrap_or("lost").to_owned();
@@ -199,9 +239,22 @@ impl Tasks {
             self.deferred.wait().await;
         }
         self.cancel.cancel();
+        // Drops the start recipe too: its host calls hold `self`.
+        if let Ok(mut start) = self.start.lock() {
+            start.take();
+        }
         if let Some(pool) = self.pool.get() {
             pool.shutdown().await;
         }
+    }
+}
+
+impl std::fmt::Debug for Tasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("enabled", &self.enabled)
+            .field("pool", &self.pool.get())
+            .finish_non_exhaustive()
     }
 }
 
@@ -239,7 +292,9 @@ pub(crate) fn parse_batch(params: &Value) -> Result<(Vec<TaskSpec>, Option<Durat
                 .get("payload")
                 .filter(|p| p.is_object())
                 .cloned()
-                .ok_or_else(|| CallError::invalid(format!("task {index} has no `payload` object")))?;
+                .ok_or_else(|| {
+                    CallError::invalid(format!("task {index} has no `payload` object"))
+                })?;
             let name = task
                 .get("name")
                 .and_then(Value::as_str)
@@ -300,7 +355,10 @@ mod tests {
                 json!({"tasks": [], "timeout_ms": -5}),
                 "positive whole number",
             ),
-            (json!({"tasks": [], "timeout_ms": 0}), "positive whole number"),
+            (
+                json!({"tasks": [], "timeout_ms": 0}),
+                "positive whole number",
+            ),
         ] {
             let err = parse_batch(&params).expect_err("refused");
             assert!(err.message.contains(needle), "{params}: {}", err.message);

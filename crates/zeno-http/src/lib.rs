@@ -360,6 +360,7 @@ fn admin(
                 "live": host.live_workers(),
                 "draining": draining,
                 "workers": host.workers(),
+                "tasks": host.task_workers(),
             }),
         ),
         (&http::Method::POST, "/reload") => {

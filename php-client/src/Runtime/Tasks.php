@@ -113,7 +113,7 @@ final class Tasks
         Zeno::defer(static function () use ($tasks): void {
             foreach ($tasks as $key => $task) {
                 try {
-                    self::invoke(\Closure::fromCallable($task), []);
+                    self::inline($task);
                 } catch (\Throwable $e) {
                     Zeno::log('error', "deferred task {$key} threw " . get_class($e) . ': ' . $e->getMessage(), [
                         'exception' => get_class($e),
@@ -190,11 +190,28 @@ final class Tasks
         $status = (string) ($outcome['status'] ?? 'lost');
         return match ($status) {
             'ok' => unserialize((string) base64_decode((string) ($outcome['result'] ?? ''), true)),
-            'inline' => self::invoke(\Closure::fromCallable($task), []),
+            'inline' => self::inline($task),
             'failed' => throw self::rebuild(is_array($outcome['exception'] ?? null) ? $outcome['exception'] : []),
             'timeout' => throw new TaskTimedOut((string) ($outcome['message'] ?? "task {$key} timed out")),
             default => throw new TaskFailed((string) ($outcome['message'] ?? "task {$key} was lost")),
         };
+    }
+
+    /**
+     * Runs a task in the caller. What it prints goes to the log, as on a task worker, so it
+     * never lands in the caller's response.
+     */
+    private static function inline(callable $task): mixed
+    {
+        ob_start();
+        try {
+            return self::invoke(\Closure::fromCallable($task), []);
+        } finally {
+            $printed = (string) ob_get_clean();
+            if ($printed !== '') {
+                Zeno::log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
+            }
+        }
     }
 
     /** @param array<string, mixed> $payload */
@@ -211,7 +228,7 @@ final class Tasks
     {
         $results = [];
         foreach ($tasks as $key => $task) {
-            $results[$key] = self::invoke(\Closure::fromCallable($task), []);
+            $results[$key] = self::inline($task);
         }
         return $results;
     }
