@@ -7,7 +7,58 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zeno_e2e::{client, fixture, my_url, pg_url, LaravelApp, Server};
+use zeno_e2e::{client, fixture, my_url, pg_url, sid_php, LaravelApp, Server, ServerBuilder};
+
+/// The two Laravels the suites run on: Debian's 8.83 on the system's PHP 8.2 with an 8-style
+/// app (examples/laravel), and Debian sid's 13.x on PHP 8.4 (scripts/sid.sh) with an 11-style
+/// app (tests/fixtures/laravel-modern).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stack {
+    Laravel8,
+    Laravel13,
+}
+
+impl Stack {
+    fn app(self, tag: &str) -> LaravelApp {
+        match self {
+            Stack::Laravel8 => LaravelApp::copy(tag),
+            Stack::Laravel13 => LaravelApp::modern(tag),
+        }
+    }
+
+    /// The php-cli that runs the app natively.
+    fn php(self) -> std::path::PathBuf {
+        match self {
+            Stack::Laravel8 => "php".into(),
+            Stack::Laravel13 => sid_php().1,
+        }
+    }
+
+    /// `zeno serve` for this stack's PHP.
+    fn server(self) -> ServerBuilder {
+        match self {
+            Stack::Laravel8 => Server::bare(),
+            Stack::Laravel13 => Server::bare()
+                .arg("--php")
+                .arg(sid_php().0.display().to_string()),
+        }
+    }
+
+    /// The environment `zeno artisan` needs for this stack's PHP.
+    fn artisan_env(self) -> Vec<(&'static str, String)> {
+        match self {
+            Stack::Laravel8 => Vec::new(),
+            Stack::Laravel13 => vec![("ZENO_WORKERS__PHP", sid_php().0.display().to_string())],
+        }
+    }
+
+    fn app_name(self) -> &'static str {
+        match self {
+            Stack::Laravel8 => "Zeno Laravel example",
+            Stack::Laravel13 => "Zeno modern",
+        }
+    }
+}
 
 async fn get_json(server: &Server, path: &str) -> Value {
     let response = client().get(server.url(path)).send().await.expect("send");
@@ -23,8 +74,8 @@ async fn get_json(server: &Server, path: &str) -> Value {
 }
 
 /// The suite under plain PHP with the native driver: `php native.php APP_DIR`.
-fn native(app: &LaravelApp, env: &[(&str, &str)]) -> Value {
-    let output = Command::new("php")
+fn native(stack: Stack, app: &LaravelApp, env: &[(&str, &str)]) -> Value {
+    let output = Command::new(stack.php())
         .arg(fixture("laravel/native.php"))
         .arg(&app.dir)
         .env("LOG_CHANNEL", "stderr")
@@ -42,10 +93,11 @@ fn native(app: &LaravelApp, env: &[(&str, &str)]) -> Value {
 
 /// Runs the suite natively, then under the host against the same database, and requires
 /// identical answers, key by key.
-async fn same_answers(tag: &str, env: &[(&str, &str)], url: &str) {
-    let app = LaravelApp::copy(tag);
-    let expected = native(&app, env);
-    let server = Server::bare()
+async fn same_answers(stack: Stack, tag: &str, env: &[(&str, &str)], url: &str) {
+    let app = stack.app(tag);
+    let expected = native(stack, &app, env);
+    let server = stack
+        .server()
         .arg("--laravel")
         .arg(app.dir.display().to_string())
         .args(["--workers", "1", "--db"])
@@ -78,49 +130,31 @@ async fn same_answers(tag: &str, env: &[(&str, &str)], url: &str) {
     );
 }
 
-#[tokio::test]
-async fn postgres_behaves_as_native_pdo_pgsql() {
-    let url = pg_url();
-    same_answers(
-        "pg",
-        &[
-            ("DB_CONNECTION", "pgsql"),
-            ("DB_HOST", "127.0.0.1"),
-            ("DB_PORT", "5432"),
-            ("DB_DATABASE", "zeno_test"),
-            ("DB_USERNAME", "zeno"),
-            ("DB_PASSWORD", "zeno"),
-        ],
-        &url,
-    )
-    .await;
-}
+const PG_NATIVE: &[(&str, &str)] = &[
+    ("DB_CONNECTION", "pgsql"),
+    ("DB_HOST", "127.0.0.1"),
+    ("DB_PORT", "5432"),
+    ("DB_DATABASE", "zeno_test"),
+    ("DB_USERNAME", "zeno"),
+    ("DB_PASSWORD", "zeno"),
+];
 
-#[tokio::test]
-async fn mariadb_behaves_as_native_pdo_mysql() {
-    let url = my_url();
-    same_answers(
-        "my",
-        &[
-            ("DB_CONNECTION", "mysql"),
-            ("DB_HOST", "127.0.0.1"),
-            ("DB_PORT", "3306"),
-            ("DB_DATABASE", "zeno_test"),
-            ("DB_USERNAME", "zeno"),
-            ("DB_PASSWORD", "zeno"),
-        ],
-        &url,
-    )
-    .await;
-}
+const MY_NATIVE: &[(&str, &str)] = &[
+    ("DB_CONNECTION", "mysql"),
+    ("DB_HOST", "127.0.0.1"),
+    ("DB_PORT", "3306"),
+    ("DB_DATABASE", "zeno_test"),
+    ("DB_USERNAME", "zeno"),
+    ("DB_PASSWORD", "zeno"),
+];
 
-#[tokio::test]
-async fn sqlite_behaves_as_native_pdo_sqlite() {
-    let path = std::env::temp_dir().join(format!("zeno-laravel-{}.sqlite", std::process::id()));
+async fn sqlite_twins(stack: Stack, tag: &str) {
+    let path = zeno_e2e::temp_path(&format!("{tag}.sqlite"));
     std::fs::write(&path, b"").expect("create sqlite file");
     let db = path.display().to_string();
     same_answers(
-        "lite",
+        stack,
+        tag,
         &[("DB_CONNECTION", "sqlite"), ("DB_DATABASE", &db)],
         &format!("sqlite://{db}"),
     )
@@ -128,10 +162,59 @@ async fn sqlite_behaves_as_native_pdo_sqlite() {
     let _ = std::fs::remove_file(&path);
 }
 
+// PostgreSQL and MariaDB twins share one database per server: the two Laravels take turns.
+static PG_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static MY_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test]
+async fn postgres_behaves_as_native_pdo_pgsql() {
+    let _turn = PG_TURN.lock().await;
+    same_answers(Stack::Laravel8, "pg", PG_NATIVE, &pg_url()).await;
+}
+
+#[tokio::test]
+async fn postgres_behaves_as_native_pdo_pgsql_on_laravel13() {
+    let _turn = PG_TURN.lock().await;
+    same_answers(Stack::Laravel13, "pg13", PG_NATIVE, &pg_url()).await;
+}
+
+#[tokio::test]
+async fn mariadb_behaves_as_native_pdo_mysql() {
+    let _turn = MY_TURN.lock().await;
+    same_answers(Stack::Laravel8, "my", MY_NATIVE, &my_url()).await;
+}
+
+#[tokio::test]
+async fn mariadb_behaves_as_native_pdo_mysql_on_laravel13() {
+    let _turn = MY_TURN.lock().await;
+    same_answers(Stack::Laravel13, "my13", MY_NATIVE, &my_url()).await;
+}
+
+#[tokio::test]
+async fn sqlite_behaves_as_native_pdo_sqlite() {
+    sqlite_twins(Stack::Laravel8, "lite").await;
+}
+
+#[tokio::test]
+async fn sqlite_behaves_as_native_pdo_sqlite_on_laravel13() {
+    sqlite_twins(Stack::Laravel13, "lite13").await;
+}
+
 /// `zeno artisan APP --db default=URL -- ARGS`, its output; panics with it unless it succeeded
 /// (when `must_succeed`).
 fn artisan(app: &LaravelApp, url: &str, args: &[&str], must_succeed: bool) -> std::process::Output {
+    artisan_on(Stack::Laravel8, app, url, args, must_succeed)
+}
+
+fn artisan_on(
+    stack: Stack,
+    app: &LaravelApp,
+    url: &str,
+    args: &[&str],
+    must_succeed: bool,
+) -> std::process::Output {
     let output = Command::new(zeno_e2e::zeno_bin())
+        .envs(stack.artisan_env())
         .arg("artisan")
         .arg(&app.dir)
         .args(["--db", &format!("default={url}"), "--"])
@@ -149,11 +232,21 @@ fn artisan(app: &LaravelApp, url: &str, args: &[&str], must_succeed: bool) -> st
 
 /// An app on a fresh SQLite file, migrated through `zeno artisan`, served with `workers`.
 fn serve_sqlite(app: &LaravelApp, workers: &str, extra: &[&str]) -> (Server, String) {
+    serve_sqlite_on(Stack::Laravel8, app, workers, extra)
+}
+
+fn serve_sqlite_on(
+    stack: Stack,
+    app: &LaravelApp,
+    workers: &str,
+    extra: &[&str],
+) -> (Server, String) {
     let db = app.dir.join("database/test.sqlite");
     std::fs::write(&db, b"").expect("create sqlite file");
     let url = format!("sqlite://{}", db.display());
-    artisan(app, &url, &["migrate", "--force"], true);
-    let server = Server::bare()
+    artisan_on(stack, app, &url, &["migrate", "--force"], true);
+    let server = stack
+        .server()
         .arg("--laravel")
         .arg(app.dir.display().to_string())
         .args(["--workers", workers, "--db"])
@@ -168,8 +261,19 @@ fn serve_sqlite(app: &LaravelApp, workers: &str, extra: &[&str]) -> (Server, Str
 /// request — is gone for the next request on the same worker.
 #[tokio::test]
 async fn no_state_leaks_between_requests() {
-    let app = LaravelApp::copy("leak");
-    let (server, _) = serve_sqlite(&app, "1", &[]);
+    no_state_leaks(Stack::Laravel8).await;
+}
+
+/// The same on Laravel 13, with what 11–13 added: Context, `Log::shareContext`, `Once`,
+/// `Number`'s locale.
+#[tokio::test]
+async fn no_state_leaks_between_requests_on_laravel13() {
+    no_state_leaks(Stack::Laravel13).await;
+}
+
+async fn no_state_leaks(stack: Stack) {
+    let app = stack.app("leak");
+    let (server, _) = serve_sqlite_on(stack, &app, "1", &[]);
     let setup = client()
         .get(server.url("/_leak/setup"))
         .send()
@@ -212,7 +316,7 @@ async fn no_state_leaks_between_requests() {
     );
     let after: Value = after.json().await.expect("json");
     let expected = serde_json::json!({
-        "app_name": "Zeno Laravel example",
+        "app_name": stack.app_name(),
         "added_config": null,
         "user": false,
         "session": null,
@@ -229,6 +333,10 @@ async fn no_state_leaks_between_requests() {
         "url": server.url("/_leak/read"),
         "full_url": server.url("/_leak/read"),
         "page": 1,
+        "context": false,
+        "log_shared": false,
+        "number_locale": "en",
+        "once_fresh": true,
     });
     assert_eq!(
         after, expected,
@@ -451,15 +559,31 @@ async fn hammer(server: &Server, paths: &[&str], count: usize) {
 /// one worker's RSS by less than 10 MB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_grow_a_worker_by_less_than_10_mb() {
-    let app = LaravelApp::copy("memory");
-    let (server, url) = serve_sqlite(&app, "1", &["--admin", "127.0.0.1:0"]);
-    artisan(&app, &url, &["db:seed", "--force"], true);
+    grows_less_than_10_mb(
+        Stack::Laravel8,
+        &["/", "/db", "/posts?page=2", "/posts.json"],
+    )
+    .await;
+}
+
+/// The same on Laravel 13: a string, a query, the health page (a Blade view).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_requests_grow_a_laravel13_worker_by_less_than_10_mb() {
+    grows_less_than_10_mb(Stack::Laravel13, &["/", "/db", "/up"]).await;
+}
+
+async fn grows_less_than_10_mb(stack: Stack, paths: &[&str]) {
+    let app = stack.app("memory");
+    let (server, url) = serve_sqlite_on(stack, &app, "1", &["--admin", "127.0.0.1:0"]);
+    if stack == Stack::Laravel8 {
+        // Posts for the paginated pages.
+        artisan(&app, &url, &["db:seed", "--force"], true);
+    }
     let admin = server.admin_addr();
-    let paths = ["/", "/db", "/posts?page=2", "/posts.json"];
-    hammer(&server, &paths, 500).await;
+    hammer(&server, paths, 500).await;
     let (warm, served) = worker_rss(&server, &admin).await;
     assert!(served >= 500, "one worker served the warm-up: {served}");
-    hammer(&server, &paths, 10_000).await;
+    hammer(&server, paths, 10_000).await;
     let (after, served_after) = worker_rss(&server, &admin).await;
     assert_eq!(
         served_after,

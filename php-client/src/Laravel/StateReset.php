@@ -11,9 +11,11 @@ use Zeno\Laravel\Database\ZenoPdo;
 
 /**
  * What one request may change in a booted app and the next must not see: configuration,
- * container instances and scoped bindings, auth, session, queued cookies, locale, the
- * database connections' sticky and query-log state, view shared data, terminating
- * callbacks. Captured after boot, restored after every request.
+ * container instances and scoped bindings (Laravel 11+'s Context, deferred callbacks and
+ * `#[Scoped]` classes among them), auth, session, queued cookies, locale, the database
+ * connections' sticky and query-log state, view shared data, terminating callbacks, the log's
+ * context and shared context, the translator's parsed keys, Vite's preloads, `Once` and
+ * `Number`'s locale. Captured after boot, restored after every request.
  */
 final class StateReset
 {
@@ -34,6 +36,7 @@ final class StateReset
         private string $locale,
         private array $viewShared,
         private int $terminating,
+        private ?string $numberLocale,
         private int $requests = 0,
     ) {
     }
@@ -61,6 +64,7 @@ final class StateReset
             $app->getLocale(),
             $app->resolved('view') ? $app['view']->getShared() : [],
             count(self::property($app, 'terminatingCallbacks') ?? []),
+            method_exists('Illuminate\\Support\\Number', 'defaultLocale') ? \Illuminate\Support\Number::defaultLocale() : null,
         );
     }
 
@@ -127,6 +131,24 @@ final class StateReset
             if (method_exists($logger, 'withoutContext')) {
                 $logger->withoutContext();
             }
+            // Log::shareContext() (Laravel 11+) reaches every channel, made now or later.
+            if (method_exists($logger, 'flushSharedContext')) {
+                $logger->flushSharedContext();
+            }
+        }
+        if ($app->resolved('translator') && method_exists($app['translator'], 'flushParsedKeys')) {
+            // Parsed keys are cached per translator; a request may have added thousands.
+            $app['translator']->flushParsedKeys();
+        }
+        $vite = 'Illuminate\\Foundation\\Vite';
+        if (class_exists($vite, false) && $app->resolved($vite) && method_exists($app[$vite], 'flush')) {
+            // Preloaded assets and fonts collected for one page (12.5+).
+            $app[$vite]->flush();
+        }
+        $number = 'Illuminate\\Support\\Number';
+        if ($this->numberLocale !== null && $number::defaultLocale() !== $this->numberLocale) {
+            // Number::useLocale() sets a static that outlives the request.
+            $number::useLocale($this->numberLocale);
         }
         if (method_exists($app, 'forgetScopedInstances')) {
             $app->forgetScopedInstances();

@@ -56,6 +56,21 @@ final class ZenoPdo extends PDO
 
     public function exec(string $statement): int|false
     {
+        // Transaction control sent as SQL (Laravel 12+ on PHP 8.4 begins SQLite transactions
+        // with `BEGIN DEFERRED TRANSACTION`) must pin a connection as beginTransaction()
+        // does, or the statements after it would run on any pooled connection.
+        if (preg_match('/^\s*(?:BEGIN(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE))?(?:\s+(?:TRANSACTION|WORK))?|START\s+TRANSACTION)\s*;?\s*$/i', $statement) === 1) {
+            $this->beginTransaction();
+            return 0;
+        }
+        if (preg_match('/^\s*(?:COMMIT|END)(?:\s+(?:TRANSACTION|WORK))?\s*;?\s*$/i', $statement) === 1) {
+            $this->commit();
+            return 0;
+        }
+        if (preg_match('/^\s*ROLLBACK(?:\s+(?:TRANSACTION|WORK))?\s*;?\s*$/i', $statement) === 1) {
+            $this->rollBack();
+            return 0;
+        }
         $data = $this->call('db_exec', ['sql' => $statement]);
         return (int) ($data['affected'] ?? 0);
     }
