@@ -15,9 +15,10 @@ laravel:
     @echo "Serving examples/laravel on http://127.0.0.1:8080 — try /posts, /scope, /db"
     ./target/release/zeno serve --laravel examples/laravel --db "default=${DB_URL:-sqlite://examples/laravel/database/demo.sqlite}" --listen 127.0.0.1:8080 --log-format text
 
-# Run every test: Rust unit and end-to-end tests (real PHP, Laravel, PostgreSQL, MariaDB, SQLite), the examples, PHPUnit
+# Run every test: Rust unit and end-to-end tests (real PHP, Laravel 8 and 13, PostgreSQL, MariaDB, SQLite), the examples, PHPUnit
 test:
     scripts/services.sh
+    scripts/sid.sh >/dev/null
     cargo build --workspace --bins
     cargo test --workspace --no-fail-fast
     cargo run -q -p zeno-example-embed
