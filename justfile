@@ -37,3 +37,4 @@ bench:
     cargo build --release -p zeno-cli
     scripts/bench.sh
     scripts/bench-laravel.sh
+    scripts/bench-concurrency.sh

@@ -364,17 +364,22 @@ impl HostBuilder {
         };
         if tasks.enabled() {
             tasks.prepare(task_pool_config, calls(true));
-            if !self.lazy_tasks {
-                tasks.pool().await?;
-            }
         }
         let pool = match zeno_pool::Pool::start(pool_config, calls(false)).await {
             Ok(pool) => pool,
             Err(err) => {
+                // Drops the task pool's start recipe, whose host calls hold `tasks`.
                 tasks.shutdown().await;
                 return Err(err.into());
             }
         };
+        if tasks.enabled() && !self.lazy_tasks {
+            // Requests come first: a task pool that cannot boot now is retried at the first
+            // task, and the host serves requests meanwhile.
+            if let Err(err) = tasks.pool().await {
+                tracing::error!(error = %zeno_protocol::report(&err), "the task pool could not start; it is retried when a task arrives");
+            }
+        }
         Ok(Host {
             pool,
             tasks,

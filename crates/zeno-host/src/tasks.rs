@@ -87,7 +87,8 @@ impl Tasks {
     pub(crate) async fn pool(&self) -> Result<&Pool, PoolError> {
         self.pool
             .get_or_try_init(|| async {
-                let start = self.start.lock().ok().and_then(|mut start| start.take());
+                // Cloned, not taken: a start that fails is tried again by the next task.
+                let start = self.start.lock().ok().and_then(|start| start.clone());
                 let Some((config, calls)) = start else {
                     return Err(PoolError::ShuttingDown);
                 };

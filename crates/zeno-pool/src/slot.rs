@@ -161,7 +161,7 @@ impl<S: Spawn> Slot<S> {
                 Err(err) => {
                     self.enter(WorkerState::Down, None);
                     metrics::counter!("zeno_worker_boot_failures_total", "pool" => self.shared.config.name).increment(1);
-                    tracing::error!(slot = self.index, error = %zeno_protocol::report(&err), retry_in = ?backoff, "worker failed to boot");
+                    tracing::error!(pool = self.shared.config.name, slot = self.index, error = %zeno_protocol::report(&err), retry_in = ?backoff, "worker failed to boot");
                     tokio::select! {
                         _ = self.shared.cancel.cancelled() => return None,
                         _ = tokio::time::sleep(backoff) => {}
