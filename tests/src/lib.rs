@@ -388,6 +388,16 @@ impl LaravelApp {
         let dir = std::env::temp_dir().join(format!("zeno-laravel13-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         copy_dir(&fixture("laravel-modern"), &dir);
+        // What both shapes of app share comes from the example.
+        let example = repo_root().join("examples/laravel");
+        copy_dir(&example.join("app/Models"), &dir.join("app/Models"));
+        copy_dir(
+            &example.join("database/migrations"),
+            &dir.join("database/migrations"),
+        );
+        for file in ["bootstrap/autoload.php", "config/database.php"] {
+            std::fs::copy(example.join(file), dir.join(file)).expect("copy");
+        }
         let routes = dir.join("routes/web.php");
         let mut web = std::fs::read_to_string(&routes).expect("routes/web.php");
         for extra in ["laravel/routes.php", "laravel/concurrency.php"] {
