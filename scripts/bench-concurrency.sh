@@ -30,7 +30,7 @@ wait_http "http://127.0.0.1:$port/up"
 curl -fsS "http://127.0.0.1:$port/_conc/setup" >/dev/null
 
 zeno_ms=$(curl -fsS "http://127.0.0.1:$port/_conc/bench?runs=$runs" | sed -E 's/.*"best_ms":([0-9.]+).*/\1/')
-sleep_ms=$(for _ in 1 2 3 4 5; do curl -fsS "http://127.0.0.1:$port/_conc/sleep" | sed -E 's/.*"ms":([0-9.]+).*/\1/'; done | sort -n | head -1)
+sleep_ms=$(for _ in 1 2 3 4 5; do curl -fsS "http://127.0.0.1:$port/_conc/sleep" | sed -E 's/.*"ms":([0-9.]+).*/\1/'; echo; done | sort -n | head -1)
 process_ms=$(cd "$app" && DB_CONNECTION=pgsql DB_HOST=127.0.0.1 DB_PORT=5432 DB_DATABASE=zeno_bench \
     DB_USERNAME=zeno_bench DB_PASSWORD=zeno_bench LOG_CHANNEL=stderr \
     "$php_cli" artisan conc:bench process --runs=5 | sed -E 's/.*"best_ms":([0-9.]+).*/\1/')
