@@ -681,28 +681,50 @@ impl Host {
         &self.app
     }
 
-    /// Runs a batch of tasks at once on the task pool (each handler receives a `Zeno\Request`
-    /// whose `task()` is its payload) and returns one outcome per task, in order:
-    /// `{"status": "ok", ...}` with the worker's JSON answer, or `{"status": "timeout" |
-    /// "lost" | "inline", "message": ...}`. `inline` means there is no task pool
-    /// (`tasks.count = 0`).
+    /// Runs a batch of tasks at once on the task pool — warm workers apart from the ones
+    /// serving [`Host::dispatch`] — and returns each task's response, in order. Each handler
+    /// receives a `Zeno\Request` whose `task()` is its payload and whose scope is the host's
+    /// static scope with `scope` over it; `timeout` replaces `tasks.exec_timeout` for the
+    /// batch. With `tasks.count = 0` the tasks run on the request workers.
     pub async fn run_tasks(
         &self,
         payloads: Vec<Value>,
         scope: Map<String, Value>,
         timeout: Option<Duration>,
-    ) -> Vec<Value> {
-        let specs = tasks::specs_of(payloads);
-        if !self.tasks.enabled() {
-            return specs
-                .iter()
-                .map(
-                    |_| serde_json::json!({"status": "inline", "message": "there is no task pool"}),
-                )
-                .collect();
-        }
-        let scope = self.merge_scope("", scope);
-        self.tasks.run(specs, &scope, timeout, false).await
+    ) -> Vec<Result<Response, HostError>> {
+        let pool = if self.tasks.enabled() {
+            match self.tasks.pool().await {
+                Ok(pool) => pool,
+                Err(_) => {
+                    return payloads
+                        .iter()
+                        .map(|_| Err(HostError::Pool(PoolError::ShuttingDown)))
+                        .collect()
+                }
+            }
+        } else {
+            &self.pool
+        };
+        let limits = zeno_pool::Limits {
+            exec_timeout: timeout,
+            allocate_timeout: None,
+        };
+        let runs = payloads.into_iter().map(|payload| {
+            let id = format!("t-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+            let request = Request {
+                scope: self.merge_scope(&id, scope.clone()),
+                id,
+                kind: RequestKind::Task,
+                http: None,
+                task: Some(payload),
+            };
+            async move {
+                pool.dispatch_with(request, Vec::new(), limits)
+                    .await
+                    .map_err(HostError::from)
+            }
+        });
+        futures_util::future::join_all(runs).await
     }
 
     /// A snapshot of every task worker (empty without a task pool).

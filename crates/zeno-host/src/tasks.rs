@@ -317,18 +317,6 @@ pub(crate) fn parse_batch(params: &Value) -> Result<(Vec<TaskSpec>, Option<Durat
     Ok((specs, timeout))
 }
 
-/// A batch an embedder runs through [`crate::Host::run_tasks`]: each payload as it is.
-pub(crate) fn specs_of(payloads: Vec<Value>) -> Vec<TaskSpec> {
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(index, payload)| TaskSpec {
-            name: index.to_string(),
-            payload,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! A Rust program that embeds the Zeno host: it boots PHP workers in-process, registers its
-//! own host function `greet`, dispatches a task carrying scope, and prints PHP's answer.
+//! own host function `greet`, dispatches a task carrying scope, runs a batch of tasks at once
+//! on the task pool, and prints PHP's answers.
 //!
 //! Run it with `cargo run -p zeno-example-embed` (PHP's `php-cgi` must be installed).
 
@@ -35,11 +36,37 @@ async fn main() -> anyhow::Result<()> {
         .context("decoding PHP's answer")?;
     let answer: Value = serde_json::from_slice(&body).context("PHP's answer is not JSON")?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
-
-    host.shutdown().await;
     anyhow::ensure!(
         answer["greeting"] == "Hello, Ada, from Rust" && answer["user_id"] == 42,
         "unexpected answer from PHP: {answer}"
+    );
+
+    // A batch at once on the task pool (warm workers of their own), answers in order.
+    let mut scope = serde_json::Map::new();
+    scope.insert("user_id".into(), json!(7));
+    let batch = host
+        .run_tasks(
+            vec![json!({"name": "Grace"}), json!({"name": "Linus"})],
+            scope,
+            None,
+        )
+        .await;
+    let mut greetings = Vec::new();
+    for result in batch {
+        let body = result.context("a task of the batch")?.body.into_bytes()?;
+        let answer: Value = serde_json::from_slice(&body)?;
+        anyhow::ensure!(answer["user_id"] == 7, "the batch's scope: {answer}");
+        greetings.push(answer["greeting"].clone());
+    }
+    println!("batch: {greetings:?}");
+    host.shutdown().await;
+    anyhow::ensure!(
+        greetings
+            == [
+                json!("Hello, Grace, from Rust"),
+                json!("Hello, Linus, from Rust")
+            ],
+        "unexpected batch answers: {greetings:?}"
     );
     Ok(())
 }
