@@ -37,4 +37,5 @@ bench:
     cargo build --release -p zeno-cli
     scripts/bench.sh
     scripts/bench-laravel.sh
+    BENCH_LARAVEL=13 scripts/bench-laravel.sh
     scripts/bench-concurrency.sh

@@ -3,7 +3,9 @@
 # nginx + PHP-FPM (4 static children, opcache on), with wrk: GET / (a string) and GET /db
 # (one query on PostgreSQL with SCRAM authentication, as deployed). PHP-FPM runs twice for
 # /db: a new PDO connection per request (Laravel's default) and persistent PDO.
-#   BENCH_DURATION (default 8s), BENCH_CONNECTIONS (16), BENCH_WORKERS (4)
+# With BENCH_LARAVEL=13: Laravel 13 on PHP 8.4 from the Debian sid chroot (scripts/sid.sh),
+# the 11-style test app, and sid's php-fpm8.4 for the peer.
+#   BENCH_DURATION (default 8s), BENCH_CONNECTIONS (16), BENCH_WORKERS (4), BENCH_LARAVEL (8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -15,19 +17,43 @@ fpm_port=18194
 fpm_persistent_port=18195
 source scripts/bench-lib.sh
 
+php_args=()
+framework=/usr/share/php/Illuminate/Foundation/Application.php
+fpm_bin=$(fpm_binary)
+seed=(--seed)
+if [ "${BENCH_LARAVEL:-8}" = 13 ]; then
+    sid_cgi=$(scripts/sid.sh)
+    sid_root=$(dirname "$sid_cgi")
+    sid_root=${sid_root%.bin}
+    php_args=(--php "$sid_cgi")
+    export ZENO_WORKERS__PHP=$sid_cgi
+    framework=$sid_root$framework
+    # php-fpm8.4 inside the chroot; its config and logs are under $work (/tmp is mounted).
+    printf '#!/bin/sh\nexec /usr/sbin/chroot %s /usr/sbin/php-fpm8.4 "$@"\n' "$sid_root" >"$work/php-fpm8.4"
+    chmod +x "$work/php-fpm8.4"
+    fpm_bin=$work/php-fpm8.4
+    app=$work/laravel13
+    cp -r tests/fixtures/laravel-modern "$app"
+    mkdir -p "$app/app/Models" "$app/database/migrations"
+    cp examples/laravel/app/Models/*.php "$app/app/Models/"
+    cp examples/laravel/database/migrations/*.php "$app/database/migrations/"
+    cp examples/laravel/bootstrap/autoload.php "$app/bootstrap/"
+    cp examples/laravel/config/database.php "$app/config/"
+    seed=()
+fi
+
 scripts/bench-db.sh
-ZENO_DB_DEFAULT="$db_url" ./target/release/zeno artisan "$app" -- migrate --force --seed >/dev/null
+ZENO_DB_DEFAULT="$db_url" ./target/release/zeno artisan "$app" -- migrate --force "${seed[@]}" >/dev/null
 
 # --- zeno ---------------------------------------------------------------------------------
 # Sessions in memory for both, so neither pays for session files.
 ZENO_WORKERS__ENV__SESSION_DRIVER=array ZENO_DB_DEFAULT="$db_url" \
-    ./target/release/zeno serve --laravel "$app" --workers "$workers" \
+    ./target/release/zeno serve --laravel "$app" "${php_args[@]}" --workers "$workers" \
     --listen "127.0.0.1:$zeno_port" --log-format json 2>"$work/zeno.log" &
 pids+=($!)
 zeno_pid=$!
 
 # --- nginx + PHP-FPM ------------------------------------------------------------------------
-fpm_bin=$(fpm_binary)
 run_as=""
 [ "$(id -u)" -eq 0 ] && run_as=$'user = root\ngroup = root'
 pool() { # name port persistent
@@ -109,7 +135,7 @@ read -r zd_rps zd_p50 zd_p99 zd_host zd_php < <(measure "$zeno/db" "${zcpu[@]}")
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
 
 echo
-echo "examples/laravel (Laravel $(sed -n "s/.*const VERSION = '\(.*\)';/\1/p" /usr/share/php/Illuminate/Foundation/Application.php)) — wrk -t2 -c$connections -d$duration, $workers PHP workers each, $(nproc) cores"
+echo "$(basename "$app") (Laravel $(sed -n "s/.*const VERSION = '\(.*\)';/\1/p" "$framework")) — wrk -t2 -c$connections -d$duration, $workers PHP workers each, $(nproc) cores"
 echo "CPU per request in µs: zeno host / PHP workers; nginx / PHP-FPM (PostgreSQL's own not counted)"
 row() { printf '%-40s %12s %10s %10s %9s %9s\n' "$@"; }
 row "route / server" "req/s" "p50" "p99" "CPU a" "CPU b"
