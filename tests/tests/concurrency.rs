@@ -419,6 +419,7 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
     let server = Server::worker(&fixture("tasks.php"))
         .args(["--workers", "1", "--task-workers", "2"])
         .env("ZENO_SCOPE__TENANT", "acme")
+        .env("ZENO_TASKS__EXEC_TIMEOUT", "1s")
         .start();
     let basic = get_json(&server, "/?case=basic").await;
     assert_ne!(basic["results"]["pid"], basic["caller"]);
@@ -434,6 +435,23 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
     );
     let timeout = get_json(&server, "/?case=timeout").await;
     assert_eq!(timeout["class"], "Zeno\\TaskTimedOut", "{timeout}");
+    // tasks.exec_timeout when the caller gives none.
+    let started = std::time::Instant::now();
+    let timeout = get_json(&server, "/?case=default-timeout").await;
+    assert_eq!(timeout["class"], "Zeno\\TaskTimedOut", "{timeout}");
+    assert!(
+        timeout["message"].as_str().unwrap().contains("1s"),
+        "{timeout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // A class the caller cannot rebuild: a clear exception that names it.
+    let anonymous = get_json(&server, "/?case=anonymous").await;
+    assert_eq!(anonymous["class"], "Zeno\\TaskFailed", "{anonymous}");
+    let message = anonymous["message"].as_str().unwrap();
+    assert!(
+        message.contains("RuntimeException@anonymous") && message.contains("made in the task"),
+        "{anonymous}"
+    );
     let exited = get_json(&server, "/?case=exit").await;
     assert_eq!(exited["class"], "Zeno\\TaskFailed", "{exited}");
     assert!(
