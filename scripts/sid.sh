@@ -65,6 +65,9 @@ fi
 
 for m in "${mounts[@]}"; do
     [ -e "$m" ] || continue
+    # A checkout under /tmp is already inside the chroot through the /tmp mount; mounting it
+    # again would stack a mount on the checkout itself.
+    case "$m" in /tmp/*) continue ;; esac
     $sudo mkdir -p "$root$m"
     if ! mountpoint -q "$root$m"; then $sudo mount --bind "$m" "$root$m"; fi
 done
