@@ -53,6 +53,16 @@ final class Zeno
         self::$worker->defer($callback);
     }
 
+    /**
+     * Whether the client of the current streamed response went away. Scripts that set
+     * `ignore_user_abort(true)` keep running after that and can check here (PHP's own
+     * `connection_aborted()` cannot see the host's client); others end at their next output.
+     */
+    public static function connectionAborted(): bool
+    {
+        return self::$worker !== null && self::$worker->aborted();
+    }
+
     /** Whether this code runs in a worker of the Zeno host. */
     public static function running(): bool
     {

@@ -38,8 +38,9 @@ pub use zeno_worker::Credentials;
 pub use functions::{CallContext, CallError, CallFuture, Registry};
 pub use settings::{TasksConfig, WorkersConfig, DEFAULT_ENV_ALLOWLIST};
 pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction};
-pub use zeno_pool::{PoolError, WorkerInfo, WorkerState};
+pub use zeno_pool::{PoolError, Reply, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
+pub use zeno_worker::BodyStream;
 
 /// Why the host could not start or could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -629,8 +630,17 @@ impl Host {
         scope
     }
 
-    /// Runs a request or task on a free worker and returns PHP's response.
+    /// Runs a request or task on a free worker and returns PHP's response (a streamed body
+    /// read to its end).
     pub async fn dispatch(&self, dispatch: Dispatch) -> Result<Response, HostError> {
+        Ok(self.dispatch_streaming(dispatch).await?.collect().await?)
+    }
+
+    /// Runs a request or task on a free worker and answers as soon as PHP's response starts:
+    /// when PHP streams the body, the rest follows in [`Reply::body`] as PHP produces it,
+    /// each chunk taken only when there is room (dropping it stops PHP, as a client that
+    /// goes away does under PHP-FPM).
+    pub async fn dispatch_streaming(&self, dispatch: Dispatch) -> Result<Reply, HostError> {
         let id = dispatch.id.unwrap_or_else(|| self.next_request_id());
         let scope = self.merge_scope(&id, dispatch.scope);
         let request = match dispatch.kind {
@@ -649,7 +659,10 @@ impl Host {
                 scope,
             },
         };
-        Ok(self.pool.dispatch_holding(request, dispatch.held).await?)
+        Ok(self
+            .pool
+            .dispatch_with(request, dispatch.held, zeno_pool::Limits::default())
+            .await?)
     }
 
     /// The user and group id workers run as, when the host switches them
@@ -719,9 +732,8 @@ impl Host {
                 task: Some(payload),
             };
             async move {
-                pool.dispatch_with(request, Vec::new(), limits)
-                    .await
-                    .map_err(HostError::from)
+                let reply = pool.dispatch_with(request, Vec::new(), limits).await?;
+                Ok(reply.collect().await?)
             }
         });
         futures_util::future::join_all(runs).await

@@ -150,7 +150,10 @@ impl Tasks {
             scope,
         };
         let started = Instant::now();
-        let result = pool.dispatch_with(request, Vec::new(), limits).await;
+        let result = match pool.dispatch_with(request, Vec::new(), limits).await {
+            Ok(reply) => reply.collect().await,
+            Err(err) => Err(err),
+        };
         let value = match result {
             Ok(response) => match task_result(&response) {
                 Some(value) => value,

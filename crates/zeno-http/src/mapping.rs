@@ -37,9 +37,33 @@ where
     // The upload temp files live until the request has fully ended — after the response,
     // `terminate()` and deferred work — however it ends.
     let dispatch = Dispatch::http(http).with_id(id.clone()).hold(files);
-    match host.dispatch(dispatch).await {
-        Ok(response) => to_http(response, &id),
+    match host.dispatch_streaming(dispatch).await {
+        Ok(reply) => to_http(reply.response, reply.body, &id),
         Err(err) => error_response(&err, &id),
+    }
+}
+
+/// A streamed response's body: its first part, then the chunks as PHP produces them. Polled
+/// only as fast as the client reads; dropping it (the client went away) stops PHP.
+struct Streamed {
+    first: Option<Bytes>,
+    rest: zeno_host::BodyStream,
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        self.rest
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|data| Ok(http_body::Frame::data(data))))
     }
 }
 
@@ -236,7 +260,11 @@ fn is_multipart(content_type: &str) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-fn to_http(response: zeno_protocol::Response, id: &str) -> Response<ResponseBody> {
+fn to_http(
+    response: zeno_protocol::Response,
+    stream: Option<zeno_host::BodyStream>,
+    id: &str,
+) -> Response<ResponseBody> {
     let status = match StatusCode::from_u16(response.status) {
         Ok(status) => status,
         Err(_) => {
@@ -251,15 +279,33 @@ fn to_http(response: zeno_protocol::Response, id: &str) -> Response<ResponseBody
             return text(StatusCode::BAD_GATEWAY, "Bad Gateway\n");
         }
     };
-    let mut out = Response::new(crate::full(body));
+    let streamed = stream.is_some();
+    let mut out = match stream {
+        Some(rest) => {
+            let first = (!body.is_empty()).then(|| Bytes::from(body));
+            Response::new(http_body_util::BodyExt::boxed_unsync(Streamed {
+                first,
+                rest,
+            }))
+        }
+        None => Response::new(crate::full(body)),
+    };
     *out.status_mut() = status;
     let headers = out.headers_mut();
     for (name, values) in response.headers {
-        // Framing is hyper's job; a handler's idea of it would be wrong after mapping.
-        if matches!(
-            name.as_str(),
-            "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-        ) {
+        // Framing is hyper's job; a handler's idea of it would be wrong after mapping. A
+        // streamed body keeps the length PHP declared (a download shows its progress), and
+        // hyper ends the connection if PHP sends a different number of bytes.
+        let declared_length = streamed
+            && name == "content-length"
+            && values.len() == 1
+            && values[0].trim().parse::<u64>().is_ok();
+        if !declared_length
+            && matches!(
+                name.as_str(),
+                "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+            )
+        {
             continue;
         }
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -476,7 +522,9 @@ mod tests {
                 body: Body::from_bytes(vec![0xff, 0x01]),
                 exiting: false,
                 terminating: false,
+                stream: false,
             },
+            None,
             "r-1",
         );
         assert_eq!(response.status(), StatusCode::CREATED);
@@ -496,7 +544,9 @@ mod tests {
                 body: Body::default(),
                 exiting: false,
                 terminating: false,
+                stream: false,
             },
+            None,
             "r-1",
         );
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);

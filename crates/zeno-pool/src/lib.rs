@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use zeno_protocol::{Request, Response};
-use zeno_worker::{HostCalls, WorkerConfig, WorkerError};
+use zeno_worker::{BodyStream, HostCalls, WorkerConfig, WorkerError};
 
 pub use process::{PhpSpawner, Spawn, WorkerProcess};
 pub use status::{WorkerInfo, WorkerState};
@@ -82,6 +82,34 @@ pub enum PoolError {
 /// or dead, or once the request is withdrawn before any worker took it.
 pub type Held = Vec<Box<dyn std::any::Any + Send>>;
 
+/// PHP's answer: the response, and for a streamed one the rest of its body, which arrives as
+/// PHP produces it (dropping it tells PHP the client went away).
+#[derive(Debug)]
+pub struct Reply {
+    /// Status, headers and the body's first part (all of it unless streamed).
+    pub response: Response,
+    /// The rest of the body, when PHP streams it.
+    pub body: Option<BodyStream>,
+}
+
+impl Reply {
+    /// The whole response, a streamed body read to its end and joined.
+    pub async fn collect(self) -> Result<Response, PoolError> {
+        let Reply { mut response, body } = self;
+        if let Some(mut body) = body {
+            let mut bytes = std::mem::take(&mut response.body)
+                .into_bytes()
+                .map_err(|err| PoolError::WorkerFailed(WorkerError::Protocol(err.to_string())))?;
+            while let Some(chunk) = body.recv().await {
+                bytes.extend_from_slice(&chunk);
+            }
+            response.body = zeno_protocol::Body::from_bytes(bytes);
+            response.stream = false;
+        }
+        Ok(response)
+    }
+}
+
 /// Limits for one dispatch that differ from the pool's own (a task with its own timeout, a
 /// caller that would rather not wait for a worker).
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,7 +127,7 @@ pub(crate) struct Job {
     pub(crate) held: Held,
     pub(crate) queued_at: Instant,
     pub(crate) accepted: oneshot::Sender<()>,
-    pub(crate) reply: oneshot::Sender<Result<Response, PoolError>>,
+    pub(crate) reply: oneshot::Sender<Result<Reply, PoolError>>,
 }
 
 /// What every slot shares.
@@ -209,16 +237,21 @@ impl<S: Spawn> Pool<S> {
         request: Request,
         held: Held,
     ) -> Result<Response, PoolError> {
-        self.dispatch_with(request, held, Limits::default()).await
+        self.dispatch_with(request, held, Limits::default())
+            .await?
+            .collect()
+            .await
     }
 
-    /// [`Pool::dispatch_holding`] under `limits` instead of the pool's own.
+    /// Runs a request under `limits` (the pool's own where they say `None`), keeping `held`
+    /// alive until the request has fully ended, and answers as soon as the response starts:
+    /// a streamed body follows in the [`Reply`].
     pub async fn dispatch_with(
         &self,
         request: Request,
         held: Held,
         limits: Limits,
-    ) -> Result<Response, PoolError> {
+    ) -> Result<Reply, PoolError> {
         if self.shared.cancel.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }

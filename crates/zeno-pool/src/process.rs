@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use zeno_protocol::{Request, Response};
-use zeno_worker::{HostCalls, Worker, WorkerConfig, WorkerError};
+use zeno_worker::{BodyStream, HostCalls, Worker, WorkerConfig, WorkerError};
 
 /// One running worker, as the pool drives it.
 pub trait WorkerProcess: Send + 'static {
@@ -19,10 +19,11 @@ pub trait WorkerProcess: Send + 'static {
     fn rss_bytes(&self) -> Option<u64>;
     /// Whether it said it exits after its last response.
     fn is_exiting(&self) -> bool;
-    /// Runs one request: the response goes to `on_response` as soon as it arrives; this
-    /// resolves when the worker is done with the request (after-response work included). An
-    /// error means the worker is unusable.
-    fn handle<F: FnOnce(Response) + Send>(
+    /// Runs one request: the response goes to `on_response` as soon as it arrives (with the
+    /// rest of its body when PHP streams it); this resolves when the worker is done with the
+    /// request (streamed body and after-response work included). An error means the worker
+    /// is unusable.
+    fn handle<F: FnOnce(Response, Option<BodyStream>) + Send>(
         &mut self,
         request: Request,
         calls: &dyn HostCalls,
@@ -81,7 +82,7 @@ impl WorkerProcess for Worker {
         Worker::is_exiting(self)
     }
 
-    fn handle<F: FnOnce(Response) + Send>(
+    fn handle<F: FnOnce(Response, Option<BodyStream>) + Send>(
         &mut self,
         request: Request,
         calls: &dyn HostCalls,

@@ -20,12 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use zeno_protocol::Response;
 use zeno_worker::WorkerError;
 
 use crate::process::{Spawn, WorkerProcess};
 use crate::status::WorkerState;
-use crate::{Job, PoolError, Shared};
+use crate::{Job, PoolError, Reply, Shared};
 
 /// Why a worker left its slot; the `reason` label of `zeno_worker_restarts_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,7 +340,7 @@ impl<S: Spawn> Slot<S> {
         // terminate) keeps the worker busy, under the same exec_timeout, until it is done.
         // The first to answer wins: the response as soon as it arrives, or the failure.
         let mut reply = Some(job.reply);
-        let send_reply = |reply: &mut Option<ReplySender>, result: Result<Response, PoolError>| {
+        let send_reply = |reply: &mut Option<ReplySender>, result: Result<Reply, PoolError>| {
             if let Some(tx) = reply.take() {
                 let _ = tx.send(result);
             }
@@ -349,7 +348,7 @@ impl<S: Spawn> Slot<S> {
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
                 exec_timeout,
-                worker.handle(job.request, shared.calls.as_ref(), |response| send_reply(&mut reply, Ok(response))),
+                worker.handle(job.request, shared.calls.as_ref(), |response, body| send_reply(&mut reply, Ok(Reply { response, body }))),
             ) => Some(outcome),
             _ = shutdown_deadline => None,
         };
@@ -437,7 +436,7 @@ impl<S: Spawn> Slot<S> {
     }
 }
 
-type ReplySender = tokio::sync::oneshot::Sender<Result<Response, PoolError>>;
+type ReplySender = tokio::sync::oneshot::Sender<Result<Reply, PoolError>>;
 
 fn count_restart(pool: &'static str, reason: Reason) {
     metrics::counter!("zeno_worker_restarts_total", "pool" => pool, "reason" => reason.as_str())

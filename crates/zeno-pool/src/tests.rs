@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use zeno_protocol::{Body, HeaderMap, HostCall, HostResult, Request, RequestKind, Response};
-use zeno_worker::{CallOrigin, HostCalls, WorkerConfig, WorkerError};
+use zeno_worker::{BodyStream, CallOrigin, HostCalls, WorkerConfig, WorkerError};
 
 use crate::process::{Spawn, WorkerProcess};
 use crate::{Pool, PoolConfig, PoolError, WorkerState};
@@ -152,7 +152,7 @@ impl WorkerProcess for FakeWorker {
         self.exiting
     }
 
-    async fn handle<F: FnOnce(Response) + Send>(
+    async fn handle<F: FnOnce(Response, Option<BodyStream>) + Send>(
         &mut self,
         request: Request,
         _calls: &dyn HostCalls,
@@ -173,14 +173,18 @@ impl WorkerProcess for FakeWorker {
                 });
             }
             self.exiting = task["exit"] == true;
-            on_response(Response {
-                id: request.id,
-                status: 200,
-                headers: HeaderMap::new(),
-                body: Body::from_bytes(self.pid.to_string().into_bytes()),
-                exiting: self.exiting,
-                terminating: task["after_ms"].is_u64(),
-            });
+            on_response(
+                Response {
+                    id: request.id,
+                    status: 200,
+                    headers: HeaderMap::new(),
+                    body: Body::from_bytes(self.pid.to_string().into_bytes()),
+                    exiting: self.exiting,
+                    terminating: task["after_ms"].is_u64(),
+                    stream: false,
+                },
+                None,
+            );
             if let Some(ms) = task["after_ms"].as_u64() {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }

@@ -5,7 +5,7 @@
 //! Only a line longer than the limit is an error, because buffering it would mean unbounded
 //! memory; after that error the stream is unusable and the worker must be replaced.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::{HostMessage, WorkerMessage};
@@ -27,6 +27,13 @@ pub enum Frame {
     /// A line that is not a protocol message (stray output, truncated JSON, unknown type),
     /// decoded lossily as UTF-8, without its newline.
     Junk(String),
+    /// A `chunk` of a streamed response: its header line and the raw bytes after it.
+    Chunk {
+        /// The request it belongs to.
+        id: String,
+        /// The bytes, as PHP wrote them.
+        data: Bytes,
+    },
 }
 
 /// Why a stream of lines cannot go on.
@@ -52,6 +59,8 @@ pub struct NdjsonCodec {
     max_line: usize,
     /// Bytes of the buffer already searched for a newline, so a long line is scanned once.
     scanned: usize,
+    /// A chunk header was read; its raw bytes come next.
+    pending: Option<(String, usize)>,
 }
 
 impl NdjsonCodec {
@@ -60,6 +69,7 @@ impl NdjsonCodec {
         NdjsonCodec {
             max_line,
             scanned: 0,
+            pending: None,
         }
     }
 
@@ -90,6 +100,52 @@ impl Decoder for NdjsonCodec {
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        if let Some((_, len)) = &self.pending {
+            if buf.len() < *len {
+                buf.reserve(*len - buf.len());
+                return Ok(None);
+            }
+            let (id, len) = self.pending.take().unwrap_or_default();
+            let data = buf.split_to(len).freeze();
+            return Ok(Some(Frame::Chunk { id, data }));
+        }
+        let frame = self.decode_line(buf)?;
+        if let Some(Frame::Message {
+            message: WorkerMessage::Chunk(header),
+            ..
+        }) = &frame
+        {
+            // A chunk is bounded like a line.
+            if header.len > self.max_line {
+                return Err(CodecError::LineTooLong {
+                    limit: self.max_line,
+                });
+            }
+            self.pending = Some((header.id.clone(), header.len));
+            return self.decode(buf);
+        }
+        Ok(frame)
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        match self.decode(buf)? {
+            Some(frame) => Ok(Some(frame)),
+            // Output without a final newline before the pipe closed: still reported.
+            None if !buf.is_empty() || self.pending.is_some() => {
+                self.scanned = 0;
+                self.pending = None;
+                let rest = buf.split();
+                Ok(Some(Frame::Junk(
+                    String::from_utf8_lossy(&rest).into_owned(),
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl NdjsonCodec {
+    fn decode_line(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         let newline = buf[self.scanned..].iter().position(|b| *b == b'\n');
         match newline {
             Some(offset) => {
@@ -114,21 +170,6 @@ impl Decoder for NdjsonCodec {
             }
         }
     }
-
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
-        match self.decode(buf)? {
-            Some(frame) => Ok(Some(frame)),
-            // Output without a final newline before the pipe closed: still reported.
-            None if !buf.is_empty() => {
-                self.scanned = 0;
-                let rest = buf.split();
-                Ok(Some(Frame::Junk(
-                    String::from_utf8_lossy(&rest).into_owned(),
-                )))
-            }
-            None => Ok(None),
-        }
-    }
 }
 
 impl Encoder<&HostMessage> for NdjsonCodec {
@@ -145,6 +186,45 @@ impl Encoder<&HostMessage> for NdjsonCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_carry_raw_bytes_newlines_included() {
+        let mut codec = NdjsonCodec::new(64);
+        let mut input = b"{\"type\":\"chunk\",\"id\":\"r-1\",\"len\":5}\n".to_vec();
+        input.extend_from_slice(b"a\n\x00\xffb");
+        input.extend_from_slice(b"{\"type\":\"end\",\"id\":\"r-1\"}\n");
+        // Fed one byte at a time, as a pipe may deliver it.
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for byte in input {
+            buf.extend_from_slice(&[byte]);
+            while let Some(frame) = codec.decode(&mut buf).expect("decode") {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(
+            frames[0],
+            Frame::Chunk {
+                id: "r-1".into(),
+                data: Bytes::from_static(b"a\n\x00\xffb")
+            }
+        );
+        assert!(matches!(
+            &frames[1],
+            Frame::Message { message: WorkerMessage::End(end), .. } if end.id == "r-1"
+        ));
+        assert_eq!(frames.len(), 2);
+    }
+
+    #[test]
+    fn a_chunk_over_the_limit_is_an_error() {
+        let mut codec = NdjsonCodec::new(64);
+        let (_, err) = decode_all(
+            &mut codec,
+            b"{\"type\":\"chunk\",\"id\":\"r\",\"len\":65}\n",
+        );
+        assert!(matches!(err, Some(CodecError::LineTooLong { limit: 64 })));
+    }
 
     fn decode_all(codec: &mut NdjsonCodec, input: &[u8]) -> (Vec<Frame>, Option<CodecError>) {
         let mut buf = BytesMut::from(input);

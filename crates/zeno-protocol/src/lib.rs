@@ -12,8 +12,9 @@ mod messages;
 
 pub use codec::{CodecError, Frame, NdjsonCodec, DEFAULT_MAX_LINE};
 pub use messages::{
-    Body, BodyError, Done, FormField, HeaderMap, HostCall, HostMessage, HostResult, HttpRequest,
-    Log, Ready, Request, RequestKind, Response, Upload, WorkerMessage,
+    Body, BodyError, ChunkHeader, Done, End, FormField, HeaderMap, HostCall, HostMessage,
+    HostResult, HttpRequest, Log, Ready, Request, RequestKind, Response, StreamAck, Upload,
+    WorkerMessage,
 };
 
 /// An error and its sources on one line (`could not start php-cgi: No such file or

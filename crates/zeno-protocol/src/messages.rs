@@ -24,6 +24,19 @@ pub enum HostMessage {
     HostResult(HostResult),
     /// Finish the current request, then exit 0.
     Stop,
+    /// The `chunk` of a streamed response was taken: send the next one. Sent only once the
+    /// client's side has room, so a slow client slows PHP down.
+    Ack(StreamAck),
+    /// The client of a streamed response went away: stop producing (as PHP-FPM ends a
+    /// script at its next output when the client is gone).
+    Abort(StreamAck),
+}
+
+/// Names the request whose stream an [`HostMessage::Ack`] or [`HostMessage::Abort`] is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamAck {
+    /// The `id` of the request.
+    pub id: String,
 }
 
 /// A message from a worker to the host (read from the worker's stdout).
@@ -42,6 +55,34 @@ pub enum WorkerMessage {
     /// The worker finished the after-response work of a request whose response said
     /// `terminating` (Laravel's `terminate()`, `Zeno::defer` callbacks).
     Done(Done),
+    /// A part of a streamed response's body: the line is followed by exactly `len` raw bytes
+    /// (no JSON, no base64). The codec reads both and yields [`crate::Frame::Chunk`].
+    Chunk(ChunkHeader),
+    /// The end of a streamed response's body.
+    End(End),
+}
+
+/// The line before a chunk's raw bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkHeader {
+    /// The `id` of the request.
+    pub id: String,
+    /// How many raw bytes follow the line.
+    pub len: usize,
+}
+
+/// The end of a streamed body; like a `response`, it may say the worker goes on with
+/// after-response work (`terminating`, then `done`) or exits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct End {
+    /// The `id` of the request.
+    pub id: String,
+    /// After-response work follows, then `done`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminating: bool,
+    /// The worker exits after this.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exiting: bool,
 }
 
 /// The end of a request's after-response work: the worker is free again.
@@ -283,6 +324,10 @@ pub struct Response {
     /// it is finished: the client gets the response now, the worker stays busy until then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub terminating: bool,
+    /// The body follows in `chunk`s, then `end`; `body`/`body_b64` hold its first part, if
+    /// any. The host sends status and headers to the client at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// A log record from PHP.

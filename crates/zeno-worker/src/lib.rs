@@ -19,7 +19,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use zeno_protocol::{
     CodecError, Frame, HostCall, HostMessage, HostResult, Log, NdjsonCodec, Ready, Request,
-    Response, WorkerMessage, PROTOCOL_VERSION,
+    Response, StreamAck, WorkerMessage, PROTOCOL_VERSION,
 };
 
 /// How to start a worker. The environment is given whole: the worker sees nothing of the
@@ -127,6 +127,14 @@ pub enum WorkerError {
     Io(#[from] std::io::Error),
 }
 
+/// The rest of a streamed response's body, chunk by chunk as PHP produces it; ends when PHP
+/// ends the body (or dies). Dropping it tells PHP the client went away.
+pub type BodyStream = tokio::sync::mpsc::Receiver<bytes::Bytes>;
+
+/// Chunks of a streamed body held between PHP and the client: enough to keep both busy, few
+/// enough that a slow client slows PHP down instead of growing the host's memory.
+const STREAM_WINDOW: usize = 4;
+
 /// A running PHP worker that has completed its handshake.
 #[derive(Debug)]
 pub struct Worker {
@@ -205,6 +213,9 @@ impl Worker {
                         "expected ready, got {message:?}"
                     )))
                 }
+                Frame::Chunk { .. } => {
+                    return Err(WorkerError::Protocol("expected ready, got a chunk".into()))
+                }
                 // PHP's own startup errors can reach stdout before the runtime runs; they are
                 // worth seeing but do not make the worker unusable.
                 Frame::Junk(line) => {
@@ -215,9 +226,11 @@ impl Worker {
     }
 
     /// Runs one request. The worker's response is handed to `on_response` as soon as it
-    /// arrives; when the response says `terminating`, the worker goes on with after-response
-    /// work (host calls still relayed) and this returns once it sends `done`. Host calls made
-    /// by PHP are relayed through `calls`. An error means the worker must be discarded.
+    /// arrives — for a streamed response with the [`BodyStream`] its chunks go to, each
+    /// acknowledged to PHP only once the stream has room; when the response (or the stream's
+    /// end) says `terminating`, the worker goes on with after-response work (host calls still
+    /// relayed) and this returns once it sends `done`. Host calls made by PHP are relayed
+    /// through `calls`. An error means the worker must be discarded.
     pub async fn handle<F>(
         &mut self,
         request: Request,
@@ -225,7 +238,7 @@ impl Worker {
         on_response: F,
     ) -> Result<(), WorkerError>
     where
-        F: FnOnce(Response) + Send,
+        F: FnOnce(Response, Option<BodyStream>) + Send,
     {
         let id = request.id.clone();
         self.requests += 1;
@@ -237,10 +250,12 @@ impl Worker {
             _ => None,
         };
         let mut on_response = Some(on_response);
+        // While a streamed body is open: where its chunks go (`None` once the client left).
+        let mut stream: Option<Option<tokio::sync::mpsc::Sender<bytes::Bytes>>> = None;
         loop {
             match self.next_frame("handling a request").await? {
                 Frame::Message {
-                    message: WorkerMessage::Response(response),
+                    message: WorkerMessage::Response(mut response),
                     ..
                 } => {
                     if response.id != id || on_response.is_none() {
@@ -249,12 +264,63 @@ impl Worker {
                             response.id
                         )));
                     }
+                    if response.stream && !response.exiting {
+                        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
+                        let first = std::mem::take(&mut response.body)
+                            .into_bytes()
+                            .map_err(|err| WorkerError::Protocol(err.to_string()))?;
+                        if !first.is_empty() {
+                            // Room for it: the channel is new.
+                            let _ = tx.try_send(bytes::Bytes::from(first));
+                        }
+                        if let Some(send) = on_response.take() {
+                            send(response, Some(rx));
+                        }
+                        stream = Some(Some(tx));
+                        continue;
+                    }
                     self.exiting = response.exiting;
                     let terminating = response.terminating && !response.exiting;
                     if let Some(send) = on_response.take() {
-                        send(response);
+                        send(response, None);
                     }
                     if !terminating {
+                        return Ok(());
+                    }
+                }
+                Frame::Chunk { id: chunk_id, data } => {
+                    let Some(sink) = stream.as_mut().filter(|_| chunk_id == id) else {
+                        return Err(WorkerError::Protocol(format!(
+                            "chunk for {chunk_id:?} while no stream of {id:?} was open"
+                        )));
+                    };
+                    let taken = match sink {
+                        Some(tx) => tx.send(data).await.is_ok(),
+                        None => false,
+                    };
+                    let answer = StreamAck { id: id.clone() };
+                    let answer = if taken {
+                        HostMessage::Ack(answer)
+                    } else {
+                        if sink.take().is_some() {
+                            tracing::debug!(pid = self.pid, request = %id, "client went away mid-stream; telling PHP");
+                        }
+                        HostMessage::Abort(answer)
+                    };
+                    self.stdin.send(&answer).await.map_err(codec_to_worker)?;
+                }
+                Frame::Message {
+                    message: WorkerMessage::End(end),
+                    ..
+                } => {
+                    if end.id != id || stream.take().is_none() {
+                        return Err(WorkerError::Protocol(format!(
+                            "unexpected end for {:?} while {id:?} was in flight",
+                            end.id
+                        )));
+                    }
+                    self.exiting = end.exiting;
+                    if !(end.terminating && !end.exiting) {
                         return Ok(());
                     }
                 }
@@ -262,7 +328,7 @@ impl Worker {
                     message: WorkerMessage::Done(done),
                     ..
                 } => {
-                    if done.id != id || on_response.is_some() {
+                    if done.id != id || on_response.is_some() || stream.is_some() {
                         return Err(WorkerError::Protocol(format!(
                             "unexpected done for {:?} while {id:?} was in flight",
                             done.id
@@ -286,6 +352,13 @@ impl Worker {
                     return Err(WorkerError::Protocol(
                         "ready sent while a request was in flight".into(),
                     ))
+                }
+                Frame::Message {
+                    message: WorkerMessage::Chunk(_),
+                    ..
+                } => {
+                    // The codec turns every chunk header into a Frame::Chunk.
+                    return Err(WorkerError::Protocol("a chunk header out of place".into()));
                 }
                 Frame::Junk(line) => {
                     tracing::error!(pid = self.pid, request = %id, output = %line, "worker wrote non-protocol output on stdout");
@@ -313,6 +386,9 @@ impl Worker {
                     return WorkerError::Protocol(format!(
                         "unexpected message from an idle worker: {message:?}"
                     ))
+                }
+                Ok(Frame::Chunk { .. }) => {
+                    return WorkerError::Protocol("a chunk from an idle worker".into())
                 }
                 Err(err) => return err,
             }

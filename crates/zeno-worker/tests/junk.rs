@@ -70,7 +70,7 @@ async fn random_bytes_instead_of_a_response_fail_the_request() {
         let pid = worker.pid();
         let started = Instant::now();
         let err = worker
-            .handle(request(), &NoCalls, |_| {})
+            .handle(request(), &NoCalls, |_, _| {})
             .await
             .expect_err("junk is not a response");
         assert!(

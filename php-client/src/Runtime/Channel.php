@@ -22,7 +22,17 @@ final class Channel
     /** @param array<string, mixed> $message */
     public function send(array $message): void
     {
-        $line = json_encode($message, self::JSON_OUT) . "\n";
+        $this->write(json_encode($message, self::JSON_OUT) . "\n");
+    }
+
+    /** A `chunk` of request `$id`'s streamed body: its header line, then the raw bytes. */
+    public function sendChunk(string $id, string $bytes): void
+    {
+        $this->write(json_encode(['type' => 'chunk', 'id' => $id, 'len' => strlen($bytes)], self::JSON_OUT) . "\n" . $bytes);
+    }
+
+    private function write(string $line): void
+    {
         $length = strlen($line);
         $written = 0;
         while ($written < $length) {

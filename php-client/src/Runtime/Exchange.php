@@ -61,15 +61,7 @@ final class Exchange
      */
     public function respond(string $id, mixed $result, string $output): array
     {
-        $status = http_response_code();
-        $status = is_int($status) && $status > 0 ? $status : 200;
-        $headers = [];
-        foreach (headers_list() as $line) {
-            $parts = explode(':', $line, 2);
-            if (count($parts) === 2) {
-                $headers[strtolower(trim($parts[0]))][] = ltrim($parts[1]);
-            }
-        }
+        [$status, $headers] = self::head();
         $body = $output;
         if ($result instanceof Response) {
             $status = $result->status();
@@ -87,8 +79,33 @@ final class Exchange
                 'a handler must return a string, an array, a Zeno\\Response or null, not ' . get_debug_type($result)
             );
         }
-        $headers['content-type'] ??= [ini_get('default_mimetype') . '; charset=' . (ini_get('default_charset') ?: 'UTF-8')];
+        $headers['content-type'] ??= [self::defaultContentType()];
         return Protocol::response($id, $status, $headers, $body);
+    }
+
+    /**
+     * The status and headers PHP code has set so far (`http_response_code()`, `header()`).
+     *
+     * @return array{0: int, 1: array<string, list<string>>}
+     */
+    public static function head(): array
+    {
+        $status = http_response_code();
+        $status = is_int($status) && $status > 0 ? $status : 200;
+        $headers = [];
+        foreach (headers_list() as $line) {
+            $parts = explode(':', $line, 2);
+            if (count($parts) === 2) {
+                $headers[strtolower(trim($parts[0]))][] = ltrim($parts[1]);
+            }
+        }
+        return [$status, $headers];
+    }
+
+    /** PHP's default content type, as PHP-FPM sends it when the script set none. */
+    public static function defaultContentType(): string
+    {
+        return ini_get('default_mimetype') . '; charset=' . (ini_get('default_charset') ?: 'UTF-8');
     }
 
     /** Puts PHP's globals back as they were before any request. */

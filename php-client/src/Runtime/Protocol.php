@@ -39,9 +39,13 @@ final class Protocol
         string $body,
         bool $terminating = false,
         bool $exiting = false,
+        bool $stream = false,
     ): array {
         $message = ['type' => 'response', 'id' => $id, 'status' => $status, 'headers' => $headers]
             + self::body($body);
+        if ($stream) {
+            $message['stream'] = true;
+        }
         if ($terminating) {
             $message['terminating'] = true;
         }
@@ -61,6 +65,16 @@ final class Protocol
             "Internal Server Error\n",
             exiting: $exiting,
         );
+    }
+
+    /** @return array<string, mixed> `end`: the streamed body of `$id` is complete */
+    public static function end(string $id, bool $exiting = false): array
+    {
+        $message = ['type' => 'end', 'id' => $id];
+        if ($exiting) {
+            $message['exiting'] = true;
+        }
+        return $message;
     }
 
     /** @return array<string, mixed> `done`: the after-response work of `$id` is over */

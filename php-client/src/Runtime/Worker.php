@@ -35,6 +35,14 @@ final class Worker
     private bool $responded = false;
     /** The current request is a closure for the task pool. */
     private bool $inTask = false;
+    /** The current response is being streamed: its head is sent, `chunk`s follow. */
+    private bool $streaming = false;
+    /** The head sent when streaming began, to notice headers set too late. */
+    private string $sentHead = '';
+    /** The client of the current stream went away. */
+    private bool $aborted = false;
+    /** What the current task printed (it goes to the log, not into the result). */
+    private string $taskOutput = '';
 
     /** @param resource $stderr */
     public function __construct(private Channel $channel, private $stderr, private string $app = 'handler')
@@ -132,32 +140,111 @@ final class Worker
         $id = (string) $message['id'];
         $request = $this->exchange->enter($message);
         $this->current = $id;
-        $this->output->start();
+        $task = $message['task'] ?? null;
+        $isTask = is_array($task) && isset($task[Tasks::MARK]);
+        $this->taskOutput = '';
+        $this->output->start($isTask
+            ? function (string $bytes): void {
+                $this->taskOutput .= $bytes;
+            }
+            : fn (string $bytes) => $this->stream($id, $bytes));
         try {
-            $task = $message['task'] ?? null;
-            if (is_array($task) && isset($task[Tasks::MARK])) {
+            if ($isTask) {
                 // A closure for the task pool: the runtime runs it, not the handler. What it
                 // prints goes to the log, never into its result.
                 $this->inTask = true;
                 $answer = Tasks::serve($task);
                 $this->inTask = false;
-                $printed = $this->output->collect();
+                $printed = $this->taskOutput . $this->output->collect();
                 if ($printed !== '') {
                     $this->log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
                 }
                 return Protocol::response($id, 200, ['content-type' => ['application/json']], $answer);
             }
             $result = $handler($request);
-            return $this->exchange->respond($id, $result, $this->output->collect());
+            $response = $this->exchange->respond($id, $result, $this->output->collect());
+            return $this->streaming ? $this->endStream($id, $response) : $response;
         } catch (\Throwable $e) {
             $this->output->collect();
             $this->report('Uncaught ' . get_class($e) . ': ' . $e->getMessage(), $e, true);
-            return Protocol::error($id);
+            // Mid-stream the status is gone: the body just ends (as under PHP-FPM).
+            return $this->streaming ? $this->endStream($id, null) : Protocol::error($id);
         } finally {
             $this->current = null;
             $this->inTask = false;
+            $this->streaming = false;
+            $this->aborted = false;
             $this->exchange->leave();
         }
+    }
+
+    /**
+     * Sends output that must leave now: the response head first (status and headers as PHP
+     * code set them so far), then each part as a `chunk`, waiting for the host to take it —
+     * so a slow client slows this script down. When the client has gone away, the script
+     * ends here, at its output, as under PHP-FPM; with `ignore_user_abort(true)` it goes on
+     * and its output is dropped.
+     */
+    private function stream(string $id, string $bytes): void
+    {
+        if ($this->aborted) {
+            return;
+        }
+        if (!$this->streaming) {
+            [$status, $headers] = Exchange::head();
+            $headers['content-type'] ??= [Exchange::defaultContentType()];
+            $this->channel->send(Protocol::response($id, $status, $headers, '', stream: true));
+            $this->streaming = true;
+            $this->sentHead = serialize([$status, $headers]);
+        }
+        if ($bytes === '') {
+            return;
+        }
+        $this->channel->sendChunk($id, $bytes);
+        while (($message = $this->channel->receive()) !== null) {
+            if (($message['id'] ?? null) !== $id) {
+                if ($message['type'] === 'stop') {
+                    $this->stopRequested = true;
+                }
+                continue;
+            }
+            if ($message['type'] === 'ack') {
+                return;
+            }
+            if ($message['type'] === 'abort') {
+                $this->aborted = true;
+                if (!ignore_user_abort()) {
+                    exit(0);
+                }
+                return;
+            }
+        }
+        throw new \RuntimeException('the host closed the connection during a stream');
+    }
+
+    /**
+     * The last part of a streamed response (what was still buffered, and the handler's
+     * return value), and the `end` message.
+     *
+     * @param array<string, mixed>|null $response the response as if it had not been streamed
+     * @return array<string, mixed>
+     */
+    private function endStream(string $id, ?array $response): array
+    {
+        if ($response !== null) {
+            $rest = isset($response['body_b64']) ? (string) base64_decode((string) $response['body_b64'], true) : (string) ($response['body'] ?? '');
+            $this->stream($id, $rest);
+            if (serialize([$response['status'], $response['headers']]) !== $this->sentHead) {
+                $this->log('warning', 'status or headers set after the response started streaming were not sent (headers already sent)');
+            }
+        }
+        return Protocol::end($id);
+    }
+
+    /** Whether the client of the current streamed response went away (see ignore_user_abort()). */
+    public function aborted(): bool
+    {
+        return $this->aborted;
     }
 
     /**
@@ -234,11 +321,24 @@ final class Worker
             return;
         }
         $id = $this->current;
-        $this->current = null;
         $output = $this->output->collect();
         $error = error_get_last();
         $fatal = $error !== null && ($error['type'] & self::FATAL) !== 0;
         try {
+            if ($this->streaming && !$this->responded) {
+                // `exit` (or a fatal error) mid-stream, or the end a gone client caused: what
+                // was echoed still goes out, then the body ends.
+                if ($fatal) {
+                    $this->log('error', sprintf('PHP Fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']));
+                }
+                if ($output !== '' && !$this->aborted) {
+                    $this->stream($id, $output);
+                }
+                $this->current = null;
+                $this->channel->send(Protocol::end($id, exiting: true));
+                return;
+            }
+            $this->current = null;
             if ($this->responded) {
                 // The client has its response; only the after-response work died.
                 if ($fatal) {
