@@ -81,6 +81,11 @@ fn allowed(name: &str, underscores: bool, all: &HttpHeaders) -> bool {
     if name.len() >= prefix.len() && same_key(&name.as_bytes()[..prefix.len()], prefix) {
         return false;
     }
+    // Only the host says whether it serves X-Sendfile (Symfony's BinaryFileResponse trusts
+    // this request header): a client saying so would get empty downloads.
+    if same_key(name.as_bytes(), b"x-sendfile-type") {
+        return false;
+    }
     if !name.contains('_') {
         return true;
     }

@@ -88,6 +88,10 @@ pub struct HttpConfig {
     /// are dropped, since PHP files `X_Foo` and `X-Foo` under the same `$_SERVER` key. On, a
     /// kept name still never shares a key with another header, nor lands on `HTTP_X_ZENO_*`.
     pub underscores_in_headers: bool,
+    /// Directories whose files PHP may have the host send with an `X-Sendfile: PATH`
+    /// response header (Laravel: `BinaryFileResponse::trustXSendfileTypeHeader()`). Empty:
+    /// off. When set, PHP is told with `X-Sendfile-Type: X-Sendfile` on every request.
+    pub sendfile_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -103,6 +107,7 @@ impl Default for HttpConfig {
             keepalive_timeout: Some(Duration::from_secs(15)),
             max_connections: 10_000,
             underscores_in_headers: false,
+            sendfile_dirs: Vec::new(),
         }
     }
 }

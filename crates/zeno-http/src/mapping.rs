@@ -29,6 +29,9 @@ where
 {
     let id = host.next_request_id();
     let scope = host.merge_scope(&id, serde_json::Map::new());
+    // What an X-Sendfile answer needs of the request (its method and conditional headers).
+    let sendfile = (!config.sendfile_dirs.is_empty())
+        .then(|| (req.method().clone(), req.headers().clone()));
     let (http, files) =
         match map_request(req, config, &scope, host.worker_owner(), remote, local).await {
             Ok(mapped) => mapped,
@@ -38,9 +41,89 @@ where
     // `terminate()` and deferred work — however it ends.
     let dispatch = Dispatch::http(http).with_id(id.clone()).hold(files);
     match host.dispatch_streaming(dispatch).await {
-        Ok(reply) => to_http(reply.response, reply.body, &id),
+        Ok(reply) => match (&sendfile, sendfile_path(&reply.response)) {
+            (Some((method, headers)), Some(path)) => {
+                send_file(config, reply.response, &path, method, headers, &id).await
+            }
+            (None, Some(_)) => {
+                tracing::error!(request = %id, "PHP answered with X-Sendfile, but server.sendfile_dirs is not set");
+                text(StatusCode::BAD_GATEWAY, "Bad Gateway\n")
+            }
+            _ => to_http(reply.response, reply.body, &id),
+        },
         Err(err) => error_response(&err, &id),
     }
+}
+
+/// The file an `X-Sendfile` response header names.
+fn sendfile_path(response: &zeno_protocol::Response) -> Option<String> {
+    response
+        .headers
+        .get("x-sendfile")
+        .and_then(|values| values.first())
+        .map(|path| path.trim().to_owned())
+}
+
+/// Answers an `X-Sendfile` response from disk — `Range`, `If-Range`, validators and `HEAD` as
+/// for static files — with PHP's status and headers (type, disposition, cookies) kept. The
+/// file must lie in one of `server.sendfile_dirs`, symlinks resolved.
+async fn send_file(
+    config: &HttpConfig,
+    mut response: zeno_protocol::Response,
+    path: &str,
+    method: &http::Method,
+    request_headers: &http::HeaderMap,
+    id: &str,
+) -> Response<ResponseBody> {
+    let full = match tokio::fs::canonicalize(path).await {
+        Ok(full) => full,
+        Err(err) => {
+            tracing::error!(request = %id, path, error = %err, "X-Sendfile names a file that cannot be opened");
+            return text(StatusCode::NOT_FOUND, "Not Found\n");
+        }
+    };
+    let allowed = futures_util::future::join_all(
+        config
+            .sendfile_dirs
+            .iter()
+            .map(|dir| tokio::fs::canonicalize(dir)),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .any(|dir| full.starts_with(dir));
+    if !allowed {
+        tracing::error!(request = %id, path = %full.display(), "X-Sendfile names a file outside server.sendfile_dirs; refused");
+        return text(StatusCode::BAD_GATEWAY, "Bad Gateway\n");
+    }
+    let Some(mut out) = crate::static_files::serve_file(&full, method, request_headers).await else {
+        tracing::error!(request = %id, path = %full.display(), "X-Sendfile names something that is not a readable file");
+        return text(StatusCode::NOT_FOUND, "Not Found\n");
+    };
+    // PHP's headers, but the file's own framing and validators.
+    response.headers.remove("x-sendfile");
+    let status = out.status();
+    let php = to_http(
+        zeno_protocol::Response {
+            body: zeno_protocol::Body::default(),
+            stream: false,
+            ..response
+        },
+        None,
+        id,
+    );
+    for (name, value) in php.headers() {
+        if !out.headers().contains_key(name) || name == http::header::CONTENT_TYPE {
+            if name == http::header::CONTENT_TYPE {
+                out.headers_mut().remove(name);
+            }
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    if status == StatusCode::OK && php.status() != StatusCode::OK {
+        *out.status_mut() = php.status();
+    }
+    out
 }
 
 /// A streamed response's body: its first part, then the chunks as PHP produces them. Polled
@@ -90,6 +173,9 @@ where
             .or_insert_with(|| vec![authority.to_string()]);
     }
     headers::add_scope(&mut headers, scope);
+    if !config.sendfile_dirs.is_empty() {
+        headers.insert("x-sendfile-type".into(), vec!["X-Sendfile".into()]);
+    }
     let payload = read_payload(&parts, body, config, owner).await?;
     let http = build_request(
         &parts,

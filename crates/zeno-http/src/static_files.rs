@@ -30,6 +30,17 @@ pub(crate) async fn lookup<B>(root: &Path, req: &Request<B>) -> Option<Response<
         return None;
     }
     let full = resolve(root, req.uri().path()).await?;
+    serve_file(&full, req.method(), req.headers()).await
+}
+
+/// A file from disk as a response to a GET or HEAD with these request headers: `Range` and
+/// `If-Range` (206, 416), `ETag`/`Last-Modified` with their conditionals (304), streamed at
+/// the pace the client reads. `None` when it is not a readable regular file.
+pub(crate) async fn serve_file(
+    full: &Path,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Option<Response<ResponseBody>> {
     // Metadata of the handle that will be read, so a file swapped in between cannot be served
     // with another file's length.
     let mut file = tokio::fs::File::open(&full).await.ok()?;
@@ -42,20 +53,20 @@ pub(crate) async fn lookup<B>(root: &Path, req: &Request<B>) -> Option<Response<
     let validators = Validators::new(len, modified);
 
     let mut builder = Response::builder()
-        .header(CONTENT_TYPE, content_type(&full))
+        .header(CONTENT_TYPE, content_type(full))
         .header(ACCEPT_RANGES, "bytes")
         .header(ETAG, &validators.etag)
         .header("x-content-type-options", "nosniff");
     if let Some(date) = &validators.last_modified {
         builder = builder.header(LAST_MODIFIED, date);
     }
-    if validators.not_modified(req.headers()) {
+    if validators.not_modified(headers) {
         return builder
             .status(StatusCode::NOT_MODIFIED)
             .body(crate::empty())
             .ok();
     }
-    let (status, start, count) = match requested_range(req.headers(), &validators, len) {
+    let (status, start, count) = match requested_range(headers, &validators, len) {
         Some(Ok((start, end))) => {
             builder = builder.header(CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
@@ -70,7 +81,7 @@ pub(crate) async fn lookup<B>(root: &Path, req: &Request<B>) -> Option<Response<
         None => (StatusCode::OK, 0, len),
     };
     let builder = builder.status(status).header(CONTENT_LENGTH, count);
-    if req.method() == Method::HEAD {
+    if method == Method::HEAD {
         return builder.body(crate::empty()).ok();
     }
     if start > 0 {

@@ -46,7 +46,7 @@ final class HttpWorker
         return new self($app, $kernel, $reset);
     }
 
-    public function __invoke(Request $request): Response
+    public function __invoke(Request $request): ?Response
     {
         $laravelRequest = self::laravelRequest();
         $response = $this->kernel->handle($laravelRequest);
@@ -95,15 +95,20 @@ final class HttpWorker
         return $files;
     }
 
-    private static function zenoResponse(SymfonyResponse $response): Response
+    /**
+     * The response for the runtime. Streamed ones (`StreamedResponse`, `StreamedJsonResponse`,
+     * `BinaryFileResponse`: `stream()`, `streamDownload()`, `download()`, `file()`) are sent as
+     * under PHP-FPM: headers through `header()`, content echoed, so the runtime streams it as
+     * it comes; null is returned then.
+     */
+    private static function zenoResponse(SymfonyResponse $response): ?Response
     {
-        if ($response instanceof StreamedResponse || $response instanceof BinaryFileResponse) {
-            ob_start();
+        if ($response instanceof StreamedResponse || $response instanceof BinaryFileResponse || !is_string($response->getContent())) {
+            $response->sendHeaders();
             $response->sendContent();
-            $body = (string) ob_get_clean();
-        } else {
-            $body = (string) $response->getContent();
+            return null;
         }
+        $body = (string) $response->getContent();
         $zeno = new Response($body, $response->getStatusCode());
         foreach ($response->headers->allPreserveCaseWithoutCookies() as $name => $values) {
             $zeno->withHeader((string) $name, array_map('strval', $values));

@@ -112,6 +112,8 @@ final class Exchange
     public function leave(): void
     {
         self::resetHeaders();
+        // A per-request setting under PHP-FPM; here it would outlive the request.
+        ignore_user_abort(false);
         $_GET = $_POST = $_COOKIE = $_FILES = $_REQUEST = [];
         $_SERVER = $this->baseServer;
         $GLOBALS['_ZENO'] = [];
