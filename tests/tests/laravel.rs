@@ -845,3 +845,160 @@ async fn an_unknown_host_connection_is_a_clear_error() {
     let response = client().get(server.url("/")).send().await.expect("send");
     assert_eq!(response.status(), 200);
 }
+
+/// Laravel's streamed responses on both stacks: `streamDownload()` of a large export,
+/// `download()` with `Range`, `response()->stream()` events one by one, and an X-Sendfile
+/// download served by the host from disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_responses_and_x_sendfile_on_laravel8() {
+    streamed_responses(Stack::Laravel8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_responses_and_x_sendfile_on_laravel13() {
+    streamed_responses(Stack::Laravel13).await;
+}
+
+async fn streamed_responses(stack: Stack) {
+    use futures_util::StreamExt;
+    let app = stack.app("stream");
+    let storage = app.dir.join("storage/app");
+    let dirs = format!("[{:?}]", storage.display().to_string());
+    let db = app.dir.join("database/test.sqlite");
+    std::fs::write(&db, b"").expect("create sqlite file");
+    let server = stack
+        .server()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1", "--task-workers", "0", "--db"])
+        .arg(format!("default=sqlite://{}", db.display()))
+        .env("ZENO_SERVER__SENDFILE_DIRS", &dirs)
+        .start();
+    let (status, made) = get_text(&server, "/_stream/make?mb=64").await;
+    assert_eq!((status, made.as_str()), (200, "made"));
+
+    // A 256 MiB export, checked byte by byte as it arrives.
+    let response = client()
+        .get(server.url("/_stream/export?mb=256"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("export.bin"));
+    let mut stream = response.bytes_stream();
+    let mut offset: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        assert!(chunk
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (((offset + i as u64) / 1_048_576) % 251) as u8));
+        offset += chunk.len() as u64;
+    }
+    assert_eq!(offset, 256 << 20);
+
+    // download() with a Range (Symfony answers it in PHP).
+    let ranged = client()
+        .get(server.url("/_stream/download"))
+        .header("range", "bytes=1048576-1048585")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.expect("body").as_ref(), &[1u8; 10]);
+
+    // Server-sent events, one by one.
+    let response = client()
+        .get(server.url("/_stream/sse"))
+        .send()
+        .await
+        .expect("send");
+    let mut stream = response.bytes_stream();
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        for _ in String::from_utf8_lossy(&chunk).matches("\n\n") {
+            arrivals.push(std::time::Instant::now());
+        }
+    }
+    assert_eq!(arrivals.len(), 3);
+    assert!(arrivals
+        .windows(2)
+        .all(|w| w[1] - w[0] >= Duration::from_millis(350)));
+
+    // X-Sendfile: PHP names the file, the host sends it (whole, and a range of it).
+    let sent = client()
+        .get(server.url("/_stream/sendfile"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status(), 200);
+    assert!(sent.headers().get("x-sendfile").is_none());
+    assert_eq!(sent.headers()["content-length"], (64u64 << 20).to_string().as_str());
+    assert!(sent.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("sent.bin"));
+    let body = sent.bytes().await.expect("body");
+    assert_eq!(body.len(), 64 << 20);
+    assert_eq!(body[63 << 20], 63);
+    let ranged = client()
+        .get(server.url("/_stream/sendfile"))
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.expect("body").as_ref(), &[63u8; 5]);
+}
+
+/// X-Sendfile is the host's to offer: a client that claims it gets the file from PHP, and
+/// a path outside `server.sendfile_dirs` is refused.
+#[tokio::test]
+async fn x_sendfile_cannot_be_claimed_by_a_client_or_leave_its_directories() {
+    let app = LaravelApp::copy("sendfile");
+    let db = app.dir.join("database/test.sqlite");
+    std::fs::write(&db, b"").expect("create sqlite file");
+    let plain = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1", "--task-workers", "0", "--db"])
+        .arg(format!("default=sqlite://{}", db.display()))
+        .start();
+    get_text(&plain, "/_stream/make?mb=1").await;
+    let claimed = client()
+        .get(plain.url("/_stream/sendfile"))
+        .header("x-sendfile-type", "X-Sendfile")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(claimed.status(), 200);
+    assert_eq!(claimed.bytes().await.expect("body").len(), 1 << 20);
+    drop(plain);
+
+    let elsewhere = Server::bare()
+        .arg("--laravel")
+        .arg(app.dir.display().to_string())
+        .args(["--workers", "1", "--task-workers", "0", "--db"])
+        .arg(format!("default=sqlite://{}", db.display()))
+        .env("ZENO_SERVER__SENDFILE_DIRS", "[\"/nonexistent-public\"]")
+        .start();
+    let refused = client()
+        .get(elsewhere.url("/_stream/sendfile"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 502);
+    assert!(elsewhere
+        .wait_for_log("outside server.sendfile_dirs", Duration::from_secs(5))
+        .is_some());
+}
+
+async fn get_text(server: &Server, path: &str) -> (u16, String) {
+    let response = client().get(server.url(path)).send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("text"))
+}

@@ -101,10 +101,28 @@ final class HttpWorker
      * under PHP-FPM: headers through `header()`, content echoed, so the runtime streams it as
      * it comes; null is returned then.
      */
+    /**
+     * Symfony's sendHeaders() without its headers_sent() check, which is always true in a
+     * worker (the protocol uses stdout) though php-cgi still takes header() calls.
+     */
+    private static function sendHeaders(SymfonyResponse $response): void
+    {
+        foreach ($response->headers->allPreserveCaseWithoutCookies() as $name => $values) {
+            $replace = strcasecmp((string) $name, 'Content-Type') === 0;
+            foreach ($values as $value) {
+                header($name . ': ' . $value, $replace);
+            }
+        }
+        foreach ($response->headers->getCookies() as $cookie) {
+            header('Set-Cookie: ' . $cookie, false);
+        }
+        http_response_code($response->getStatusCode());
+    }
+
     private static function zenoResponse(SymfonyResponse $response): ?Response
     {
         if ($response instanceof StreamedResponse || $response instanceof BinaryFileResponse || !is_string($response->getContent())) {
-            $response->sendHeaders();
+            self::sendHeaders($response);
             $response->sendContent();
             return null;
         }
