@@ -39,3 +39,4 @@ bench:
     scripts/bench-laravel.sh
     BENCH_LARAVEL=13 scripts/bench-laravel.sh
     scripts/bench-concurrency.sh
+    scripts/bench-stream.sh

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use crate::ResponseBody;
 
 /// Size of the chunks a file is read and sent in.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// The response for a request that names an existing file under `root`, or `None` to let PHP
 /// answer. PHP files, dotfiles, directories and anything outside `root` (`..`, symlinks out)
