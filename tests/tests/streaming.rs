@@ -194,3 +194,22 @@ async fn small_responses_are_not_streamed() {
         "one message, with its length"
     );
 }
+
+#[tokio::test]
+async fn deferred_work_runs_after_the_last_byte() {
+    let server = streaming_server(&[]);
+    let marker = temp_path("deferred");
+    let response = client()
+        .get(server.url(&format!("/?case=deferred&file={}", marker.display())))
+        .send()
+        .await
+        .expect("send");
+    let body = response.bytes().await.expect("body");
+    assert_eq!(body.len(), 1 << 20, "the whole body arrived");
+    assert!(!marker.exists(), "the client had its body before the deferred work ended");
+    assert!(
+        zeno_e2e::wait_until(Duration::from_secs(5), || marker.exists()),
+        "the deferred work ran"
+    );
+    let _ = std::fs::remove_file(marker);
+}
