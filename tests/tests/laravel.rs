@@ -937,7 +937,10 @@ async fn streamed_responses(stack: Stack) {
         .expect("send");
     assert_eq!(sent.status(), 200);
     assert!(sent.headers().get("x-sendfile").is_none());
-    assert_eq!(sent.headers()["content-length"], (64u64 << 20).to_string().as_str());
+    assert_eq!(
+        sent.headers()["content-length"],
+        (64u64 << 20).to_string().as_str()
+    );
     assert!(sent.headers()["content-disposition"]
         .to_str()
         .unwrap()

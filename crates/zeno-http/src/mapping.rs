@@ -30,8 +30,8 @@ where
     let id = host.next_request_id();
     let scope = host.merge_scope(&id, serde_json::Map::new());
     // What an X-Sendfile answer needs of the request (its method and conditional headers).
-    let sendfile = (!config.sendfile_dirs.is_empty())
-        .then(|| (req.method().clone(), req.headers().clone()));
+    let sendfile =
+        (!config.sendfile_dirs.is_empty()).then(|| (req.method().clone(), req.headers().clone()));
     let (http, files) =
         match map_request(req, config, &scope, host.worker_owner(), remote, local).await {
             Ok(mapped) => mapped,
@@ -82,21 +82,18 @@ async fn send_file(
             return text(StatusCode::NOT_FOUND, "Not Found\n");
         }
     };
-    let allowed = futures_util::future::join_all(
-        config
-            .sendfile_dirs
-            .iter()
-            .map(|dir| tokio::fs::canonicalize(dir)),
-    )
-    .await
-    .into_iter()
-    .flatten()
-    .any(|dir| full.starts_with(dir));
+    let allowed =
+        futures_util::future::join_all(config.sendfile_dirs.iter().map(tokio::fs::canonicalize))
+            .await
+            .into_iter()
+            .flatten()
+            .any(|dir| full.starts_with(dir));
     if !allowed {
         tracing::error!(request = %id, path = %full.display(), "X-Sendfile names a file outside server.sendfile_dirs; refused");
         return text(StatusCode::BAD_GATEWAY, "Bad Gateway\n");
     }
-    let Some(mut out) = crate::static_files::serve_file(&full, method, request_headers).await else {
+    let Some(mut out) = crate::static_files::serve_file(&full, method, request_headers).await
+    else {
         tracing::error!(request = %id, path = %full.display(), "X-Sendfile names something that is not a readable file");
         return text(StatusCode::NOT_FOUND, "Not Found\n");
     };

@@ -320,7 +320,7 @@ impl Worker {
                         )));
                     }
                     self.exiting = end.exiting;
-                    if !(end.terminating && !end.exiting) {
+                    if !end.terminating || end.exiting {
                         return Ok(());
                     }
                 }
