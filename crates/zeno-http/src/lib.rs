@@ -13,6 +13,7 @@ mod conn;
 mod headers;
 mod mapping;
 mod multipart;
+mod service;
 mod static_files;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use zeno_host::Host;
 
 pub use headers::scope_header_name;
+pub use service::{Peer, PhpService, Scope};
 
 /// The body of every response the front sends: bytes in memory, or a file streamed from disk.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
@@ -126,8 +128,8 @@ struct Shared {
     config: HttpConfig,
     hostname: String,
     draining: AtomicBool,
-    /// `config.static_dir`, resolved once.
-    static_root: Option<std::path::PathBuf>,
+    /// The PHP front every request that is not a probe goes to.
+    php: PhpService,
 }
 
 fn hostname() -> String {
@@ -176,22 +178,13 @@ pub async fn serve(
 ) -> Result<(), HttpError> {
     let hostname = hostname();
     let grace = config.shutdown_grace;
-    let static_root = match &config.static_dir {
-        Some(dir) => match std::fs::canonicalize(dir) {
-            Ok(root) => Some(root),
-            Err(err) => {
-                tracing::warn!(dir = %dir.display(), error = %err, "no static files served");
-                None
-            }
-        },
-        None => None,
-    };
+    let php = PhpService::new(host.clone(), config.clone());
     let shared = Arc::new(Shared {
         host,
         config,
         hostname,
         draining: AtomicBool::new(false),
-        static_root,
+        php,
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let local = listener.local_addr()?;
@@ -271,7 +264,7 @@ pub async fn serve(
 
 async fn handle(
     shared: &Shared,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     remote: SocketAddr,
     local: SocketAddr,
 ) -> Response<ResponseBody> {
@@ -280,13 +273,8 @@ async fn handle(
         return response;
     }
     let started = std::time::Instant::now();
-    if let Some(root) = &shared.static_root {
-        if let Some(response) = static_files::lookup(root, &req).await {
-            metrics::counter!("zeno_http_static_total").increment(1);
-            return response;
-        }
-    }
-    let response = mapping::dispatch(&shared.host, &shared.config, req, remote, local).await;
+    req.extensions_mut().insert(Peer { remote, local });
+    let response = shared.php.handle(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("zeno_http_requests_total", "status" => status.clone()).increment(1);
     metrics::histogram!("zeno_http_request_duration_seconds", "status" => status)

@@ -20,6 +20,7 @@ pub(crate) async fn dispatch<B>(
     host: &Host,
     config: &HttpConfig,
     req: Request<B>,
+    scope: serde_json::Map<String, Value>,
     remote: SocketAddr,
     local: SocketAddr,
 ) -> Response<ResponseBody>
@@ -28,7 +29,7 @@ where
     B::Error: std::fmt::Display,
 {
     let id = host.next_request_id();
-    let scope = host.merge_scope(&id, serde_json::Map::new());
+    let scope = host.merge_scope(&id, scope);
     // What an X-Sendfile answer needs of the request (its method and conditional headers).
     let sendfile =
         (!config.sendfile_dirs.is_empty()).then(|| (req.method().clone(), req.headers().clone()));

@@ -13,7 +13,7 @@ use http::header::{
     ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
     IF_NONE_MATCH, IF_RANGE, LAST_MODIFIED, RANGE,
 };
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt as _, StreamBody};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
@@ -25,12 +25,17 @@ const CHUNK: usize = 256 * 1024;
 /// The response for a request that names an existing file under `root`, or `None` to let PHP
 /// answer. PHP files, dotfiles, directories and anything outside `root` (`..`, symlinks out)
 /// always go to PHP, which routes them like any other path.
-pub(crate) async fn lookup<B>(root: &Path, req: &Request<B>) -> Option<Response<ResponseBody>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+pub(crate) async fn lookup(
+    root: &Path,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response<ResponseBody>> {
+    if method != Method::GET && method != Method::HEAD {
         return None;
     }
-    let full = resolve(root, req.uri().path()).await?;
-    serve_file(&full, req.method(), req.headers()).await
+    let full = resolve(root, path).await?;
+    serve_file(&full, method, headers).await
 }
 
 /// A file from disk as a response to a GET or HEAD with these request headers: `Range` and
@@ -247,13 +252,21 @@ fn content_type(path: &Path) -> String {
 
 /// A request with a body no one reads, for the tests.
 #[cfg(test)]
-pub(crate) fn get(path: &str) -> Request<()> {
-    Request::builder().uri(path).body(()).expect("request")
+pub(crate) fn get(path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .uri(path)
+        .body(())
+        .expect("request")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
+
+    async fn lookup_req<B>(root: &Path, req: &Request<B>) -> Option<Response<ResponseBody>> {
+        lookup(root, req.method(), req.uri().path(), req.headers()).await
+    }
     use http::HeaderValue;
 
     fn with(path: &str, headers: &[(&str, &str)]) -> Request<()> {
@@ -303,15 +316,17 @@ mod tests {
             .expect("symlink");
         let root = std::fs::canonicalize(&root).expect("canonical");
 
-        let response = lookup(&root, &get("/css/app.css")).await.expect("served");
+        let response = lookup_req(&root, &get("/css/app.css"))
+            .await
+            .expect("served");
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
         assert_eq!(body(response).await, b"body{}");
-        let response = lookup(&root, &get("/css/%61pp.css"))
+        let response = lookup_req(&root, &get("/css/%61pp.css"))
             .await
             .expect("decoded");
         assert_eq!(response.status(), StatusCode::OK);
-        let response = lookup(&root, &get("/inside.css"))
+        let response = lookup_req(&root, &get("/inside.css"))
             .await
             .expect("a symlink within public/ is served");
         assert_eq!(body(response).await, b"body{}");
@@ -331,7 +346,7 @@ mod tests {
             "/%zz",
         ] {
             assert!(
-                lookup(&root, &get(path)).await.is_none(),
+                lookup_req(&root, &get(path)).await.is_none(),
                 "{path} went to PHP"
             );
         }
@@ -340,13 +355,13 @@ mod tests {
             .uri("/css/app.css")
             .body(())
             .expect("request");
-        assert!(lookup(&root, &post).await.is_none());
+        assert!(lookup_req(&root, &post).await.is_none());
     }
 
     #[tokio::test]
     async fn answers_304_for_a_matching_etag_or_date() {
         let (_dir, root) = root_with(&[("a.txt", b"hi")]);
-        let first = lookup(&root, &get("/a.txt")).await.expect("served");
+        let first = lookup_req(&root, &get("/a.txt")).await.expect("served");
         let stamp = first.headers()[LAST_MODIFIED]
             .to_str()
             .expect("date")
@@ -360,7 +375,7 @@ mod tests {
             vec![("if-none-match", "\"other\", W/".to_owned().leak())],
             vec![("if-none-match", "*")],
         ] {
-            let response = lookup(&root, &with("/a.txt", &headers))
+            let response = lookup_req(&root, &with("/a.txt", &headers))
                 .await
                 .expect("served");
             let expected = if headers[0].1.contains("other") {
@@ -371,12 +386,12 @@ mod tests {
             assert_eq!(response.status(), expected, "{headers:?}");
         }
         let weak = format!("W/{etag}");
-        let response = lookup(&root, &with("/a.txt", &[("if-none-match", &weak)]))
+        let response = lookup_req(&root, &with("/a.txt", &[("if-none-match", &weak)]))
             .await
             .expect("served");
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
         // If-None-Match wins over the date.
-        let response = lookup(
+        let response = lookup_req(
             &root,
             &with(
                 "/a.txt",
@@ -391,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn ranges_give_206_or_416() {
         let (_dir, root) = root_with(&[("d.bin", b"0123456789")]);
-        let etag = lookup(&root, &get("/d.bin"))
+        let etag = lookup_req(&root, &get("/d.bin"))
             .await
             .expect("served")
             .headers()[ETAG]
@@ -405,7 +420,7 @@ mod tests {
             ("bytes=8-100", b"89", "bytes 8-9/10"),
             ("bytes=-100", b"0123456789", "bytes 0-9/10"),
         ] {
-            let response = lookup(&root, &with("/d.bin", &[("range", range)]))
+            let response = lookup_req(&root, &with("/d.bin", &[("range", range)]))
                 .await
                 .expect("served");
             assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT, "{range}");
@@ -417,27 +432,27 @@ mod tests {
             assert_eq!(body(response).await, content, "{range}");
         }
         for range in ["bytes=10-", "bytes=-0"] {
-            let response = lookup(&root, &with("/d.bin", &[("range", range)]))
+            let response = lookup_req(&root, &with("/d.bin", &[("range", range)]))
                 .await
                 .expect("served");
             assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
             assert_eq!(response.headers()[CONTENT_RANGE], "bytes */10");
         }
         for range in ["bytes=0-1,4-5", "items=0-1", "bytes=5-2", "bytes=x-y"] {
-            let response = lookup(&root, &with("/d.bin", &[("range", range)]))
+            let response = lookup_req(&root, &with("/d.bin", &[("range", range)]))
                 .await
                 .expect("served");
             assert_eq!(response.status(), StatusCode::OK, "{range} is ignored");
             assert_eq!(body(response).await, b"0123456789");
         }
-        let response = lookup(
+        let response = lookup_req(
             &root,
             &with("/d.bin", &[("range", "bytes=0-0"), ("if-range", &etag)]),
         )
         .await
         .expect("served");
         assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
-        let response = lookup(
+        let response = lookup_req(
             &root,
             &with(
                 "/d.bin",
@@ -461,7 +476,7 @@ mod tests {
             .uri("/v.mp4")
             .body(())
             .expect("request");
-        let response = lookup(&root, &head).await.expect("served");
+        let response = lookup_req(&root, &head).await.expect("served");
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[CONTENT_TYPE], "video/mp4");
         assert_eq!(response.headers()[CONTENT_LENGTH], "18");
