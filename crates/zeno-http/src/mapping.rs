@@ -21,6 +21,7 @@ pub(crate) async fn dispatch<B>(
     config: &HttpConfig,
     req: Request<B>,
     scope: serde_json::Map<String, Value>,
+    prefix: &str,
     remote: SocketAddr,
     local: SocketAddr,
 ) -> Response<ResponseBody>
@@ -29,18 +30,31 @@ where
     B::Error: std::fmt::Display,
 {
     let id = host.next_request_id();
-    let scope = host.merge_scope(&id, scope);
+    let extra = scope;
+    let scope = host.merge_scope(&id, extra.clone());
     // What an X-Sendfile answer needs of the request (its method and conditional headers).
     let sendfile =
         (!config.sendfile_dirs.is_empty()).then(|| (req.method().clone(), req.headers().clone()));
-    let (http, files) =
+    let (mut http, files) =
         match map_request(req, config, &scope, host.worker_owner(), remote, local).await {
             Ok(mapped) => mapped,
             Err(refusal) => return refusal.into_response(),
         };
+    if !prefix.is_empty()
+        && (http.path == prefix
+            || http
+                .path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/')))
+    {
+        http.script_prefix = prefix.to_owned();
+    }
     // The upload temp files live until the request has fully ended — after the response,
     // `terminate()` and deferred work — however it ends.
-    let dispatch = Dispatch::http(http).with_id(id.clone()).hold(files);
+    let mut dispatch = Dispatch::http(http).with_id(id.clone()).hold(files);
+    for (key, value) in extra {
+        dispatch = dispatch.scope(key, value);
+    }
     match host.dispatch_streaming(dispatch).await {
         Ok(reply) => match (&sendfile, sendfile_path(&reply.response)) {
             (Some((method, headers)), Some(path)) => {
@@ -334,6 +348,7 @@ fn build_request(
         body,
         fields,
         uploads,
+        script_prefix: String::new(),
     }
 }
 

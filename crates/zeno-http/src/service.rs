@@ -84,6 +84,7 @@ struct Front {
     host: Arc<Host>,
     config: HttpConfig,
     static_root: Option<PathBuf>,
+    prefix: String,
 }
 
 impl std::fmt::Debug for PhpService {
@@ -113,6 +114,25 @@ impl PhpService {
                 host,
                 config,
                 static_root,
+                prefix: String::new(),
+            }),
+        }
+    }
+
+    /// The app is mounted under `prefix` (`/app`): requests keep their full path, and PHP
+    /// sees `SCRIPT_NAME` under the prefix and `PATH_INFO` after it, as PHP-FPM does for an
+    /// app in a sub-path — so Laravel's routes match and its URLs carry the prefix. Mount the
+    /// service where it receives the full path (axum: `route_service("/app/{*rest}", …)`,
+    /// not `nest_service`, which strips it).
+    pub fn nest(self, prefix: &str) -> Self {
+        let prefix = format!("/{}", prefix.trim_matches('/'));
+        let front = &self.front;
+        PhpService {
+            front: Arc::new(Front {
+                host: front.host.clone(),
+                config: front.config.clone(),
+                static_root: front.static_root.clone(),
+                prefix: if prefix == "/" { String::new() } else { prefix },
             }),
         }
     }
@@ -152,6 +172,7 @@ impl PhpService {
             &front.config,
             req,
             scope,
+            &front.prefix,
             peer.remote,
             peer.local,
         )

@@ -170,6 +170,11 @@ pub struct HttpRequest {
     /// File parts of a `multipart/form-data` body, stored by the host in temp files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uploads: Vec<Upload>,
+    /// The path the app is mounted under (`/app`) when an embedding app nests it; PHP's
+    /// `SCRIPT_NAME` and `PHP_SELF` start with it and `PATH_INFO` is the rest, as under
+    /// PHP-FPM for an app in a sub-path. Empty at the root.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub script_prefix: String,
 }
 
 /// A non-file part of a multipart form.
@@ -393,6 +398,7 @@ mod tests {
                 query: "x=1".into(),
                 protocol: "HTTP/1.1".into(),
                 scheme: "http".into(),
+                script_prefix: String::new(),
                 remote_addr: "127.0.0.1:50514".into(),
                 server_addr: String::new(),
                 headers: [(

@@ -25,3 +25,18 @@ Route::get('/scope', function (Request $request) {
         'requestId' => $request->header('X-Zeno-Request-Id'),
     ]);
 });
+
+// What an orchestrator (examples/orchestrator) tells this app about the request, as JSON.
+Route::get('/whoami', fn (Request $request) => response()->json([
+    'user_id' => \Zeno::scope('user_id'),
+    'cart_total' => \Zeno::scope('cart_total'),
+    'header_user_id' => $request->header('X-Zeno-User-Id'),
+    'url' => url('/whoami'),
+    'path' => $request->path(),
+]));
+
+// Adds to the cart through the orchestrator's Rust host function `cart_add`.
+Route::get('/cart/add', function (Request $request) {
+    $result = \Zeno::call('cart_add', ['amount' => (float) $request->query('amount', 0)]);
+    return response()->json($result, $result['success'] ? 200 : 400);
+});

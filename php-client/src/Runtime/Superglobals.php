@@ -30,6 +30,14 @@ final class Superglobals
         $host = self::header($headers, 'host') ?? $serverAddr;
         $https = ($http['scheme'] ?? 'http') === 'https';
 
+        $prefix = (string) ($http['script_prefix'] ?? '');
+        if ($prefix !== '') {
+            // Mounted under a sub-path, as PHP-FPM presents an app there.
+            $server['SCRIPT_NAME'] = $prefix . ($base['SCRIPT_NAME'] ?? '');
+            $server['PHP_SELF'] = $prefix . ($base['PHP_SELF'] ?? '');
+            $rest = substr((string) ($http['path'] ?? ''), strlen($prefix));
+            $server['PATH_INFO'] = $rest === '' ? '/' : $rest;
+        }
         $server['REQUEST_METHOD'] = $method;
         $server['REQUEST_URI'] = (string) ($http['uri'] ?? '/');
         $server['QUERY_STRING'] = $query;
