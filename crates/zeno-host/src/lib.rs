@@ -196,6 +196,18 @@ impl HostBuilder {
         self
     }
 
+    /// Registers a host function with typed parameters and result ([`Registry::register_typed`]).
+    pub fn typed_function<P, R, F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        P: serde::de::DeserializeOwned + Send + 'static,
+        R: serde::Serialize + 'static,
+        F: Fn(CallContext, P) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<R, CallError>> + Send + 'static,
+    {
+        self.registry.register_typed(name, handler);
+        self
+    }
+
     /// Gives PHP the host's database pools through `db_query`, `db_exec`, `db_begin`,
     /// `db_commit`, `db_rollback` and `db_connections`; transactions a request leaves open
     /// are rolled back when it ends.

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::cookie::{Cookie, Key, SignedCookieJar};
-use serde_json::{json, Value};
+use serde_json::Value;
 use zeno_host::{CallError, HostBuilder};
 use zeno_http::{HttpConfig, Peer, PhpService, Scope};
 
@@ -45,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // Installed first, so a SIGTERM while the workers boot stops the app gracefully too.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -62,11 +65,11 @@ async fn main() -> anyhow::Result<()> {
         .workers(2)
         .task_workers(1)
         .databases(zeno_host::Databases::connect(databases)?)
-        .function("cart_add", {
+        .typed_function("cart_add", {
             let carts = carts.clone();
             // The user comes from the request's scope, which Rust set: PHP cannot add to
             // another user's cart.
-            move |ctx: zeno_host::CallContext, params: Value| {
+            move |ctx: zeno_host::CallContext, add: CartAdd| {
                 let carts = carts.clone();
                 async move {
                     let user = ctx
@@ -76,17 +79,18 @@ async fn main() -> anyhow::Result<()> {
                         .ok_or_else(|| {
                             CallError::new("unauthenticated", "cart_add needs a logged-in user")
                         })?;
-                    let amount = params
-                        .get("amount")
-                        .and_then(Value::as_f64)
-                        .filter(|a| a.is_finite() && *a > 0.0)
-                        .ok_or_else(|| CallError::invalid("amount must be a positive number"))?;
+                    if !add.amount.is_finite() || add.amount <= 0.0 {
+                        return Err(CallError::invalid("amount must be a positive number"));
+                    }
                     let mut carts = carts
                         .lock()
                         .map_err(|_| CallError::new("internal", "cart store poisoned"))?;
                     let total = carts.entry(user).or_insert(0.0);
-                    *total += amount;
-                    Ok(json!({"user_id": user, "cart_total": *total}))
+                    *total += add.amount;
+                    Ok(CartTotal {
+                        user_id: user,
+                        cart_total: *total,
+                    })
                 }
             }
         })
@@ -128,11 +132,30 @@ async fn main() -> anyhow::Result<()> {
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(terminated())
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down");
+    })
     .await?;
     host.shutdown().await;
     tracing::info!("orchestrator stopped");
     Ok(())
+}
+
+/// What PHP sends to `cart_add`.
+#[derive(serde::Deserialize)]
+struct CartAdd {
+    amount: f64,
+}
+
+/// What `cart_add` answers.
+#[derive(serde::Serialize)]
+struct CartTotal {
+    user_id: u64,
+    cart_total: f64,
 }
 
 #[derive(serde::Deserialize)]
@@ -177,17 +200,4 @@ async fn authenticate(
         local: app.local,
     });
     next.run(request).await
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn terminated() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
 }
