@@ -30,6 +30,70 @@ where
     B::Error: std::fmt::Display,
 {
     let id = host.next_request_id();
+    // The request's span, a child of the embedding app's own (if any): the host's events and
+    // PHP's log records for the request are recorded inside it. A W3C `traceparent` sent by
+    // the client names the trace it belongs to.
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        trace_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
+    );
+    if let Some((trace, parent)) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(traceparent)
+    {
+        span.record("trace_id", trace);
+        span.record("parent_span_id", parent);
+    }
+    tracing::Instrument::instrument(
+        dispatch_in_span(host, config, req, scope, prefix, remote, local, id),
+        span,
+    )
+    .await
+}
+
+/// A W3C `traceparent` (`00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`): its trace
+/// and parent ids, or `None` when malformed (all zeros is invalid too).
+fn traceparent(value: &str) -> Option<(&str, &str)> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2)
+        && (version != "00" || parts.next().is_none());
+    valid.then_some((trace, parent))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dispatch_in_span<B>(
+    host: &Host,
+    config: &HttpConfig,
+    req: Request<B>,
+    scope: serde_json::Map<String, Value>,
+    prefix: &str,
+    remote: SocketAddr,
+    local: SocketAddr,
+    id: String,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
     let extra = scope;
     let scope = host.merge_scope(&id, extra.clone());
     // What an X-Sendfile answer needs of the request (its method and conditional headers).
@@ -604,6 +668,26 @@ mod tests {
         assert!(is_multipart("Multipart/Form-Data"));
         assert!(!is_multipart("application/x-www-form-urlencoded"));
         assert!(!is_multipart(""));
+    }
+
+    #[test]
+    fn traceparent_is_read_only_when_well_formed() {
+        assert_eq!(
+            traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"))
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-<script>-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(traceparent(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub struct Limits {
 
 pub(crate) struct Job {
     pub(crate) request: Request,
+    /// The dispatcher's span: what the worker logs for the request is recorded inside it.
+    pub(crate) span: tracing::Span,
     pub(crate) exec_timeout: Duration,
     pub(crate) held: Held,
     pub(crate) queued_at: Instant,
@@ -261,6 +263,7 @@ impl<S: Spawn> Pool<S> {
         let allocate_timeout = limits.allocate_timeout.unwrap_or(config.allocate_timeout);
         let job = Job {
             request,
+            span: tracing::Span::current(),
             exec_timeout: limits.exec_timeout.unwrap_or(config.exec_timeout),
             held,
             queued_at: Instant::now(),

@@ -348,7 +348,10 @@ impl<S: Spawn> Slot<S> {
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(
                 exec_timeout,
-                worker.handle(job.request, shared.calls.as_ref(), |response, body| send_reply(&mut reply, Ok(Reply { response, body }))),
+                tracing::Instrument::instrument(
+                    worker.handle(job.request, shared.calls.as_ref(), |response, body| send_reply(&mut reply, Ok(Reply { response, body }))),
+                    job.span,
+                ),
             ) => Some(outcome),
             _ = shutdown_deadline => None,
         };
