@@ -206,6 +206,7 @@ impl Backend {
 /// A failure of a database host function, as PHP receives it: `error` is the database's own
 /// message, `error_info` carries `kind`, and for database errors `sqlstate` and `driver_code`.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// Bad configuration (unknown scheme, invalid URL).
     #[error("{0}")]

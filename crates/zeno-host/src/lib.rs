@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod functions;
 mod runtime;
 mod settings;
@@ -44,6 +46,7 @@ pub use zeno_worker::BodyStream;
 
 /// Why the host could not start or could not answer.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// The handler file does not exist.
     #[error("handler file not found: {0}")]

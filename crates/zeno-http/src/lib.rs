@@ -8,6 +8,8 @@
 //! (`header_timeout`), the body in size (413) and in the time between chunks (408), idle
 //! keep-alive connections in time, and connections in number (`max_connections`).
 
+#![deny(missing_docs)]
+
 mod body;
 mod conn;
 mod headers;
@@ -116,6 +118,7 @@ impl Default for HttpConfig {
 
 /// Errors of the HTTP front itself (not of a request).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HttpError {
     /// Accepting connections failed.
     #[error("could not accept connections")]

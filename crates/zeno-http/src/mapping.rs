@@ -511,6 +511,10 @@ fn error_response(err: &HostError, id: &str) -> Response<ResponseBody> {
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
+        _ => {
+            tracing::error!(request = %id, error = %zeno_protocol::report(pool), "request failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n")
+        }
     }
 }
 

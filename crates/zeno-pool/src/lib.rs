@@ -56,6 +56,7 @@ pub struct PoolConfig {
 
 /// Why the pool could not produce a response.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PoolError {
     /// No worker freed up within `allocate_timeout`.
     #[error("no worker became free within {0:?}")]

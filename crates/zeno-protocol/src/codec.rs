@@ -38,6 +38,7 @@ pub enum Frame {
 
 /// Why a stream of lines cannot go on.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// A line grew past the limit before its newline arrived.
     #[error("line longer than the limit of {limit} bytes")]

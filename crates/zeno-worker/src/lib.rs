@@ -89,6 +89,7 @@ pub trait HostCalls: Send + Sync {
 /// Why a worker could not start or could not finish a request. Every variant means the
 /// worker is unusable and must be replaced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The PHP binary could not be started.
     #[error("could not start {binary}")]
