@@ -24,12 +24,14 @@ test:
     cargo run -q -p zeno-example-embed
     cd php-client && phpunit
 
-# Formatting, clippy and docs, warnings as errors
+# Formatting, clippy and docs, warnings as errors; every crate packageable
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
     for f in $(find php-client examples tests/fixtures -name '*.php' ! -name 'syntax-error.php'); do php -l "$f" >/dev/null; done
+    # Every crate packages on its own (zeno-host carries the PHP runtime inside).
+    cargo package --workspace --allow-dirty --quiet
 
 # Load test examples/hello and examples/laravel under zeno and under nginx + PHP-FPM, in one run
 bench:
