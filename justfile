@@ -23,6 +23,12 @@ test:
     cargo test --workspace --no-fail-fast
     cargo run -q -p zeno-example-embed
     cd php-client && phpunit
+    just micro-bench --quick
+
+# Micro-benchmarks (criterion) of the hot path: codec, HTTP mapping, placeholder rewriting; `--quick` for a fast pass
+micro-bench *args:
+    cargo bench -q -p zeno-protocol -p zeno-http -p zeno-db --bench codec --bench mapping --bench placeholders -- {{args}} 2>&1 | grep -E '^[a-z].*|time:|thrpt:' | grep -v '^Benchmarking'
+
 
 # Formatting, clippy and docs, warnings as errors; every crate packageable
 lint:
@@ -42,3 +48,4 @@ bench:
     BENCH_LARAVEL=13 scripts/bench-laravel.sh
     scripts/bench-concurrency.sh
     scripts/bench-stream.sh
+    just micro-bench

@@ -372,3 +372,28 @@ fn admin(
         _ => mapping::text(StatusCode::NOT_FOUND, "Not Found\n"),
     }
 }
+
+/// The request and response mappings, reachable from the micro-benchmarks
+/// (`benches/mapping.rs`); not an API.
+#[doc(hidden)]
+pub mod __bench {
+    use super::*;
+
+    /// Maps a request as the front does before dispatching it (no uploads).
+    pub async fn map_request<B>(req: Request<B>, config: &HttpConfig) -> bool
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let any = SocketAddr::from(([127, 0, 0, 1], 8080));
+        let scope = serde_json::Map::new();
+        mapping::map_request(req, config, &scope, None, any, any)
+            .await
+            .is_ok()
+    }
+
+    /// Maps a worker's response to the HTTP response the client gets.
+    pub fn map_response(response: zeno_protocol::Response) -> Response<ResponseBody> {
+        mapping::to_http(response, None, "r-1")
+    }
+}

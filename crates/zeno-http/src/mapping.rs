@@ -423,7 +423,7 @@ fn is_multipart(content_type: &str) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("multipart/form-data"))
 }
 
-fn to_http(
+pub(crate) fn to_http(
     response: zeno_protocol::Response,
     stream: Option<zeno_host::BodyStream>,
     id: &str,
