@@ -251,6 +251,20 @@ impl ServerBuilder {
 }
 
 impl Server {
+    /// `GET path`: the status and the body as text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = client().get(self.url(path)).send().await.expect("send");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// `GET path`, which must answer 200 with JSON; panics with the server's log otherwise.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let (status, text) = self.get_text(path).await;
+        assert_eq!(status, 200, "GET {path}: {text}\n{}", self.log().join("\n"));
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {path}: not JSON: {text}"))
+    }
+
     /// `zeno serve --worker <handler>` with extra arguments to add.
     pub fn worker(handler: &Path) -> ServerBuilder {
         ServerBuilder {

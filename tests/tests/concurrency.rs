@@ -8,23 +8,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use zeno_e2e::{client, fixture, pg_url, sid_php, temp_path, wait_until, LaravelApp, Server};
 
-async fn get(server: &Server, path: &str) -> (u16, String) {
-    let response = client().get(server.url(path)).send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
-}
-
-async fn get_json(server: &Server, path: &str) -> Value {
-    let (status, text) = get(server, path).await;
-    assert_eq!(
-        status,
-        200,
-        "GET {path}: {text}\n{}",
-        server.log().join("\n")
-    );
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {path}: not JSON: {text}"))
-}
-
 /// A copy of the Laravel 13 app served on PHP 8.4 with `extra` arguments, its database an
 /// SQLite file of its own unless `db` is given, and the Concurrency tables set up.
 async fn laravel13(
@@ -54,7 +37,7 @@ async fn laravel13(
         .args(extra.iter().copied())
         .env("ZENO_SCOPE__TENANT", "acme")
         .start();
-    let (status, body) = get(&server, "/_conc/setup").await;
+    let (status, body) = server.get_text("/_conc/setup").await;
     assert_eq!(
         (status, body.as_str()),
         (200, "ok"),
@@ -89,18 +72,18 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
         &[],
     )
     .await;
-    let (status, body) = get(&server, "/").await;
+    let (status, body) = server.get_text("/").await;
     assert_eq!((status, body.as_str()), (200, "Laravel 13.31.0"));
 
     // The documentation's example, with Laravel's default configuration (the process driver).
-    let counts = get_json(&server, "/_conc/counts").await;
+    let counts = server.get_json("/_conc/counts").await;
     assert_eq!(
         counts,
         json!({"users": 3, "orders": 2, "driver": "process"})
     );
 
     // Keys and order as the caller gave them.
-    let keyed = get_json(&server, "/_conc/keyed").await;
+    let keyed = server.get_json("/_conc/keyed").await;
     assert_eq!(keyed["keys"], json!(["z", "a", 10, "obj"]));
     assert_eq!(
         keyed["values"]["a"],
@@ -114,7 +97,7 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
     let task_pids: Vec<u64> = server_task_pids(&server).await;
     assert_eq!(task_pids.len(), 3, "three task workers");
     for driver in ["process", "zeno"] {
-        let ran = get_json(&server, &format!("/_conc/driver/{driver}")).await;
+        let ran = server.get_json(&format!("/_conc/driver/{driver}")).await;
         for pid in pids(&ran["tasks"]) {
             assert!(
                 task_pids.contains(&pid),
@@ -123,14 +106,14 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
             assert_ne!(Some(pid), ran["caller"].as_u64());
         }
     }
-    let sync = get_json(&server, "/_conc/driver/sync").await;
+    let sync = server.get_json("/_conc/driver/sync").await;
     assert_eq!(
         pids(&sync["tasks"]),
         vec![sync["caller"].as_u64().unwrap(); 2]
     );
 
     // Three tasks of 100 ms each run at the same time: each started before any ended.
-    let slept = get_json(&server, "/_conc/sleep").await;
+    let slept = server.get_json("/_conc/sleep").await;
     let runs = slept["runs"].as_array().expect("runs");
     let last_start = runs
         .iter()
@@ -147,10 +130,10 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
 
     // A closure capturing a controller's `$this`; container injection, Context and scope.
     assert_eq!(
-        get_json(&server, "/_conc/controller").await,
+        server.get_json("/_conc/controller").await,
         json!(["report:3", "report:2"])
     );
-    let context = get_json(&server, "/_conc/context").await;
+    let context = server.get_json("/_conc/context").await;
     assert_eq!(context["injected"], "Illuminate\\Config\\Repository");
     assert_eq!(context["app_name"], "Zeno modern");
     assert_eq!(context["context"], "abc-123");
@@ -161,19 +144,16 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
 
     // Transactions: a task does not see the caller's, and one it leaves open is rolled back.
     assert_eq!(
-        get_json(&server, "/_conc/transactions").await,
+        server.get_json("/_conc/transactions").await,
         json!({"caller_uncommitted_seen_by_task": 0, "after": {"left_open": 0, "level": 0}})
     );
 
     // Nested run() and output printed by a task.
     assert_eq!(
-        get_json(&server, "/_conc/nested").await,
+        server.get_json("/_conc/nested").await,
         json!({"outer": {"a": "inner a", "b": "inner b"}, "sibling": "sibling"})
     );
-    assert_eq!(
-        get_json(&server, "/_conc/echo").await,
-        json!(["the result"])
-    );
+    assert_eq!(server.get_json("/_conc/echo").await, json!(["the result"]));
     assert!(
         server
             .wait_for_log("printed by a task", Duration::from_secs(5))
@@ -182,11 +162,13 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
     );
 
     // defer(): the row is written after the response, by a task worker.
-    let deferred = get_json(&server, "/_conc/defer?note=after-response&delay_ms=300").await;
+    let deferred = server
+        .get_json("/_conc/defer?note=after-response&delay_ms=300")
+        .await;
     let caller = deferred["caller"].as_u64().expect("caller pid");
     let mut rows = Value::Null;
     let written = wait_until(Duration::from_secs(10), || {
-        rows = futures_lite_block(get_json(&server, "/_conc/deferred"));
+        rows = block_on(server.get_json("/_conc/deferred"));
         rows.as_array().is_some_and(|r| !r.is_empty())
     });
     assert!(written, "the deferred task wrote its row");
@@ -211,7 +193,7 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
 }
 
 /// Runs a future to completion from inside a `wait_until` condition.
-fn futures_lite_block<F: std::future::Future>(future: F) -> F::Output {
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
 
@@ -264,11 +246,11 @@ async fn task_failures_come_back_as_clear_exceptions() {
     // The task's own class, message and code — also when its constructor needs arguments
     // (Laravel's process driver answers those with an ArgumentCountError).
     assert_eq!(
-        get_json(&server, "/_conc/exception/plain").await,
+        server.get_json("/_conc/exception/plain").await,
         json!({"thrown": true, "class": "InvalidArgumentException", "message": "bad input", "code": 7, "order": null})
     );
     assert_eq!(
-        get_json(&server, "/_conc/exception/constructor").await,
+        server.get_json("/_conc/exception/constructor").await,
         json!({"thrown": true, "class": "ZenoTestOrderFailed", "message": "order 12: out of stock", "code": 409, "order": 12})
     );
     assert!(
@@ -280,11 +262,11 @@ async fn task_failures_come_back_as_clear_exceptions() {
 
     // A timeout (13.x's `$timeout`, one second) stops that task's worker only.
     let before = server_task_pids(&server).await;
-    let timed_out = get_json(&server, "/_conc/timeout").await;
+    let timed_out = server.get_json("/_conc/timeout").await;
     assert_eq!(timed_out["class"], "Zeno\\TaskTimedOut", "{timed_out}");
     assert!(timed_out["seconds"].as_f64().unwrap() < 4.0, "{timed_out}");
     // A task that kills its worker: a clear exception, and the worker is replaced.
-    let killed = get_json(&server, "/_conc/kill").await;
+    let killed = server.get_json("/_conc/kill").await;
     assert_eq!(killed["class"], "Zeno\\TaskFailed", "{killed}");
     assert!(
         killed["message"].as_str().unwrap().contains("SIGKILL"),
@@ -292,13 +274,13 @@ async fn task_failures_come_back_as_clear_exceptions() {
     );
     assert!(
         wait_until(Duration::from_secs(20), || {
-            let now = futures_lite_block(server_task_pids(&server));
+            let now = block_on(server_task_pids(&server));
             now.len() == 2 && now != before
         }),
         "the task workers were replaced"
     );
     // And the pool serves on.
-    assert_eq!(get_json(&server, "/_conc/counts").await["users"], json!(3));
+    assert_eq!(server.get_json("/_conc/counts").await["users"], json!(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,8 +339,12 @@ async fn deferred_tasks_get_the_drain_period_and_dropped_ones_are_named() {
     .await;
     // Two deferred tasks on one task worker: the first finishes within the drain period,
     // the second is still queued when the drain period (1 s) ends.
-    get_json(&server, "/_conc/defer?note=first&delay_ms=600").await;
-    get_json(&server, "/_conc/defer?note=second&delay_ms=600").await;
+    server
+        .get_json("/_conc/defer?note=first&delay_ms=600")
+        .await;
+    server
+        .get_json("/_conc/defer?note=second&delay_ms=600")
+        .await;
     let mut server = server;
     drop_with_term(&mut server);
     let log = server.log();
@@ -421,7 +407,7 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
         .env("ZENO_SCOPE__TENANT", "acme")
         .env("ZENO_TASKS__EXEC_TIMEOUT", "1s")
         .start();
-    let basic = get_json(&server, "/?case=basic").await;
+    let basic = server.get_json("/?case=basic").await;
     assert_ne!(basic["results"]["pid"], basic["caller"]);
     assert_eq!(basic["results"]["scope"], "acme");
     assert_eq!(basic["results"]["printed"], "clean");
@@ -430,14 +416,14 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
         .wait_for_log("noise from a task", Duration::from_secs(5))
         .is_some());
     assert_eq!(
-        get_json(&server, "/?case=fail").await,
+        server.get_json("/?case=fail").await,
         json!({"class": "DomainException", "message": "no such order", "code": 404})
     );
-    let timeout = get_json(&server, "/?case=timeout").await;
+    let timeout = server.get_json("/?case=timeout").await;
     assert_eq!(timeout["class"], "Zeno\\TaskTimedOut", "{timeout}");
     // tasks.exec_timeout when the caller gives none.
     let started = std::time::Instant::now();
-    let timeout = get_json(&server, "/?case=default-timeout").await;
+    let timeout = server.get_json("/?case=default-timeout").await;
     assert_eq!(timeout["class"], "Zeno\\TaskTimedOut", "{timeout}");
     assert!(
         timeout["message"].as_str().unwrap().contains("1s"),
@@ -445,25 +431,27 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
     );
     assert!(started.elapsed() < Duration::from_secs(8));
     // A class the caller cannot rebuild: a clear exception that names it.
-    let anonymous = get_json(&server, "/?case=anonymous").await;
+    let anonymous = server.get_json("/?case=anonymous").await;
     assert_eq!(anonymous["class"], "Zeno\\TaskFailed", "{anonymous}");
     let message = anonymous["message"].as_str().unwrap();
     assert!(
         message.contains("RuntimeException@anonymous") && message.contains("made in the task"),
         "{anonymous}"
     );
-    let exited = get_json(&server, "/?case=exit").await;
+    let exited = server.get_json("/?case=exit").await;
     assert_eq!(exited["class"], "Zeno\\TaskFailed", "{exited}");
     assert!(
         exited["message"].as_str().unwrap().contains("exit"),
         "{exited}"
     );
     assert_eq!(
-        get_json(&server, "/?case=nested").await,
+        server.get_json("/?case=nested").await,
         json!({"outer": {"a": "a", "b": "b"}})
     );
     let marker = temp_path("deferred-task");
-    let deferred = get_json(&server, &format!("/?case=defer&file={}", marker.display())).await;
+    let deferred = server
+        .get_json(&format!("/?case=defer&file={}", marker.display()))
+        .await;
     assert!(
         wait_until(Duration::from_secs(10), || marker.exists()),
         "the deferred task ran"
@@ -481,10 +469,10 @@ async fn without_a_task_pool_tasks_run_inline() {
     let server = Server::worker(&fixture("tasks.php"))
         .args(["--workers", "1", "--task-workers", "0"])
         .start();
-    let basic = get_json(&server, "/?case=basic").await;
+    let basic = server.get_json("/?case=basic").await;
     assert_eq!(basic["results"]["pid"], basic["caller"]);
     assert_eq!(
-        get_json(&server, "/?case=fail").await,
+        server.get_json("/?case=fail").await,
         json!({"class": "DomainException", "message": "no such order", "code": 404})
     );
 }

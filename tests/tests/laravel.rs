@@ -60,19 +60,6 @@ impl Stack {
     }
 }
 
-async fn get_json(server: &Server, path: &str) -> Value {
-    let response = client().get(server.url(path)).send().await.expect("send");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("text");
-    assert_eq!(
-        status,
-        200,
-        "GET {path}: {text}\n{}",
-        server.log().join("\n")
-    );
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {path}: not JSON: {text}"))
-}
-
 /// The suite under plain PHP with the native driver: `php native.php APP_DIR`.
 fn native(stack: Stack, app: &LaravelApp, env: &[(&str, &str)]) -> Value {
     let output = Command::new(stack.php())
@@ -103,7 +90,7 @@ async fn same_answers(stack: Stack, tag: &str, env: &[(&str, &str)], url: &str) 
         .args(["--workers", "1", "--db"])
         .arg(format!("default={url}"))
         .start();
-    let actual = get_json(&server, "/_suite").await;
+    let actual = server.get_json("/_suite").await;
     let (Value::Object(expected), Value::Object(actual)) = (&expected, &actual) else {
         panic!("suite answers are objects");
     };
@@ -281,7 +268,7 @@ async fn no_state_leaks(stack: Stack) {
         .expect("setup");
     assert_eq!(setup.status(), 200);
 
-    let before = get_json(&server, "/_leak/read?marker=first&page=3").await;
+    let before = server.get_json("/_leak/read?marker=first&page=3").await;
     assert_eq!(before["marker"], "first");
     assert_eq!(before["page"], 3);
 
@@ -766,7 +753,7 @@ async fn example_app_on(url: &str, tag: &str) {
         html.contains("Page 2 of") && html.contains("<li>"),
         "{tag}: {html}"
     );
-    let json = get_json(&server, "/posts.json").await;
+    let json = server.get_json("/posts.json").await;
     assert_eq!(json["current_page"], 1);
     assert_eq!(json["per_page"], 5);
     assert!(json["total"].as_u64().expect("total") >= 27, "{json}");
@@ -874,7 +861,7 @@ async fn streamed_responses(stack: Stack) {
         .arg(format!("default=sqlite://{}", db.display()))
         .env("ZENO_SERVER__SENDFILE_DIRS", &dirs)
         .start();
-    let (status, made) = get_text(&server, "/_stream/make?mb=64").await;
+    let (status, made) = server.get_text("/_stream/make?mb=64").await;
     assert_eq!((status, made.as_str()), (200, "made"));
 
     // A 256 MiB export, checked byte by byte as it arrives.
@@ -971,7 +958,7 @@ async fn x_sendfile_cannot_be_claimed_by_a_client_or_leave_its_directories() {
         .args(["--workers", "1", "--task-workers", "0", "--db"])
         .arg(format!("default=sqlite://{}", db.display()))
         .start();
-    get_text(&plain, "/_stream/make?mb=1").await;
+    plain.get_text("/_stream/make?mb=1").await;
     let claimed = client()
         .get(plain.url("/_stream/sendfile"))
         .header("x-sendfile-type", "X-Sendfile")
@@ -998,10 +985,4 @@ async fn x_sendfile_cannot_be_claimed_by_a_client_or_leave_its_directories() {
     assert!(elsewhere
         .wait_for_log("outside server.sendfile_dirs", Duration::from_secs(5))
         .is_some());
-}
-
-async fn get_text(server: &Server, path: &str) -> (u16, String) {
-    let response = client().get(server.url(path)).send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.text().await.expect("text"))
 }

@@ -50,18 +50,15 @@ fn start() -> Orchestrator {
     }
 }
 
-async fn json_get(client: &reqwest::Client, url: String, headers: &[(&str, &str)]) -> Value {
+/// `GET url` with `headers`: the status and the JSON body.
+async fn json_get(client: &reqwest::Client, url: String, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = client.get(&url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let response = request.send().await.expect("send");
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
-    response.json().await.expect("json")
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
 }
 
 #[tokio::test]
@@ -82,7 +79,7 @@ async fn php_under_a_rust_app_gets_its_scope_from_rust() {
     );
 
     // Not logged in, forging the scope header and an unsigned cookie: PHP sees no user.
-    let forged = json_get(
+    let (status_forged, forged) = json_get(
         &anonymous,
         format!("{base}/app/whoami"),
         &[
@@ -92,9 +89,12 @@ async fn php_under_a_rust_app_gets_its_scope_from_rust() {
         ],
     )
     .await;
+    assert_eq!(status_forged, 200, "{forged}");
     assert_eq!(forged["user_id"], Value::Null);
     assert_eq!(forged["header_user_id"], Value::Null);
-    let refused = json_get_any(&anonymous, format!("{base}/app/cart/add?amount=5")).await;
+    let (status, refused) =
+        json_get(&anonymous, format!("{base}/app/cart/add?amount=5"), &[]).await;
+    assert_eq!(status, 400);
     assert_eq!(refused["error_info"]["kind"], "unauthenticated");
 
     // Logged in: the signed cookie makes the user, the Rust cart makes the total.
@@ -106,7 +106,8 @@ async fn php_under_a_rust_app_gets_its_scope_from_rust() {
         .send()
         .await
         .expect("login");
-    let nested = json_get(&user, format!("{base}/app/whoami"), &[]).await;
+    let (status_nested, nested) = json_get(&user, format!("{base}/app/whoami"), &[]).await;
+    assert_eq!(status_nested, 200, "{nested}");
     assert_eq!(nested["user_id"], 7);
     assert_eq!(nested["cart_total"].as_f64(), Some(0.0));
     assert_eq!(nested["header_user_id"], "7");
@@ -116,15 +117,18 @@ async fn php_under_a_rust_app_gets_its_scope_from_rust() {
         format!("{base}/app/whoami"),
         "Laravel's URLs carry the mount"
     );
-    let added = json_get(&user, format!("{base}/app/cart/add?amount=12.5"), &[]).await;
+    let (status_added, added) =
+        json_get(&user, format!("{base}/app/cart/add?amount=12.5"), &[]).await;
+    assert_eq!(status_added, 200, "{added}");
     assert_eq!(added["data"], json!({"user_id": 7, "cart_total": 12.5}));
     // The fallback mount sees the new total; a forged header changes nothing.
-    let fallback = json_get(
+    let (status_fallback, fallback) = json_get(
         &user,
         format!("{base}/whoami"),
         &[("x-zeno-user-id", "666"), ("x-zeno-cart-total", "0")],
     )
     .await;
+    assert_eq!(status_fallback, 200, "{fallback}");
     assert_eq!(fallback["user_id"], 7);
     assert_eq!(fallback["cart_total"], json!(12.5));
     assert_eq!(fallback["path"], "whoami");
@@ -149,17 +153,6 @@ async fn php_under_a_rust_app_gets_its_scope_from_rust() {
         .await
         .expect("css");
     assert_eq!(css.status(), 200);
-}
-
-async fn json_get_any(client: &reqwest::Client, url: String) -> Value {
-    client
-        .get(url)
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
 }
 
 #[test]
