@@ -15,12 +15,7 @@ scripts/bench-db.sh
 php_cgi=$(scripts/sid.sh)
 php_cli=$(scripts/sid.sh php)
 app=$work/laravel13
-cp -r tests/fixtures/laravel-modern "$app"
-mkdir -p "$app/app/Models" "$app/database/migrations"
-cp examples/laravel/app/Models/*.php "$app/app/Models/"
-cp examples/laravel/database/migrations/*.php "$app/database/migrations/"
-cp examples/laravel/bootstrap/autoload.php "$app/bootstrap/"
-cp examples/laravel/config/database.php "$app/config/"
+modern_app "$app"
 printf "\nrequire '%s';\n" "$root/tests/fixtures/laravel/concurrency.php" >>"$app/routes/web.php"
 
 ZENO_DB_DEFAULT="$db_url" ./target/release/zeno serve --laravel "$app" --php "$php_cgi" \

@@ -33,12 +33,7 @@ if [ "${BENCH_LARAVEL:-8}" = 13 ]; then
     chmod +x "$work/php-fpm8.4"
     fpm_bin=$work/php-fpm8.4
     app=$work/laravel13
-    cp -r tests/fixtures/laravel-modern "$app"
-    mkdir -p "$app/app/Models" "$app/database/migrations"
-    cp examples/laravel/app/Models/*.php "$app/app/Models/"
-    cp examples/laravel/database/migrations/*.php "$app/database/migrations/"
-    cp examples/laravel/bootstrap/autoload.php "$app/bootstrap/"
-    cp examples/laravel/config/database.php "$app/config/"
+    modern_app "$app"
     seed=()
 fi
 
@@ -54,37 +49,14 @@ pids+=($!)
 zeno_pid=$!
 
 # --- nginx + PHP-FPM ------------------------------------------------------------------------
-run_as=""
-[ "$(id -u)" -eq 0 ] && run_as=$'user = root\ngroup = root'
 pool() { # name port persistent
-    cat <<CONF
-[$1]
-$run_as
-listen = 127.0.0.1:$2
-pm = static
-pm.max_children = $workers
-clear_env = yes
-env[DB_CONNECTION] = pgsql
-env[DB_HOST] = 127.0.0.1
-env[DB_PORT] = 5432
-env[DB_DATABASE] = zeno_bench
-env[DB_USERNAME] = zeno_bench
-env[DB_PASSWORD] = zeno_bench
-env[DB_PERSISTENT] = $3
-env[SESSION_DRIVER] = array
-env[LOG_CHANNEL] = stderr
-php_admin_value[opcache.enable] = 1
-php_admin_value[opcache.validate_timestamps] = 0
-CONF
+    fpm_pool "$1" "$2" "$workers" 'clear_env = yes' 'env[DB_CONNECTION] = pgsql' \
+        'env[DB_HOST] = 127.0.0.1' 'env[DB_PORT] = 5432' 'env[DB_DATABASE] = zeno_bench' \
+        'env[DB_USERNAME] = zeno_bench' 'env[DB_PASSWORD] = zeno_bench' "env[DB_PERSISTENT] = $3" \
+        'env[SESSION_DRIVER] = array' 'env[LOG_CHANNEL] = stderr' \
+        'php_admin_value[opcache.validate_timestamps] = 0'
 }
-{
-    printf '[global]\nerror_log = %s\ndaemonize = no\n' "$work/fpm.log"
-    pool new "$fpm_port" 0
-    pool persistent "$fpm_persistent_port" 1
-} >"$work/fpm.conf"
-"$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
-pids+=($!)
-fpm_pid=$!
+start_fpm "$fpm_bin" < <(pool new "$fpm_port" 0; pool persistent "$fpm_persistent_port" 1)
 mkdir -p "$work/nginx"
 server() { # port fpm_port
     cat <<CONF

@@ -89,3 +89,33 @@ $1
 }
 CONF
 }
+
+# A PHP-FPM pool section: NAME PORT CHILDREN [EXTRA LINE…] — static children, opcache on,
+# run as root when the bench runs as root.
+fpm_pool() {
+    local name=$1 port=$2 children=$3
+    shift 3
+    printf '[%s]\n' "$name"
+    if [ "$(id -u)" -eq 0 ]; then printf 'user = root\ngroup = root\n'; fi
+    printf 'listen = 127.0.0.1:%s\npm = static\npm.max_children = %s\nphp_admin_value[opcache.enable] = 1\n' "$port" "$children"
+    if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
+}
+
+# Starts the php-fpm BINARY with the pool sections read from stdin (see fpm_pool); sets fpm_pid.
+start_fpm() { # binary
+    { printf '[global]\nerror_log = %s\ndaemonize = no\n' "$work/fpm.log"; cat; } >"$work/fpm.conf"
+    "$1" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
+    pids+=($!)
+    fpm_pid=$!
+}
+
+# A copy of the Laravel 11-style test app in DIR, with what it shares with examples/laravel —
+# the app the tests run on Laravel 13 (LaravelApp::modern).
+modern_app() { # dir
+    cp -r tests/fixtures/laravel-modern "$1"
+    mkdir -p "$1/app/Models" "$1/database/migrations"
+    cp examples/laravel/app/Models/*.php "$1/app/Models/"
+    cp examples/laravel/database/migrations/*.php "$1/database/migrations/"
+    cp examples/laravel/bootstrap/autoload.php "$1/bootstrap/"
+    cp examples/laravel/config/database.php "$1/config/"
+}

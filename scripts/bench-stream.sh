@@ -28,23 +28,7 @@ ZENO_SERVER__SENDFILE_DIRS="[\"$work\"]" ./target/release/zeno serve --worker be
 pids+=($!)
 sendfile_pid=$!
 
-fpm_bin=$(fpm_binary)
-run_as=""
-[ "$(id -u)" -eq 0 ] && run_as=$'user = root\ngroup = root'
-cat >"$work/fpm.conf" <<CONF
-[global]
-error_log = $work/fpm.log
-daemonize = no
-[www]
-$run_as
-listen = 127.0.0.1:$fpm_port
-pm = static
-pm.max_children = 2
-php_admin_value[opcache.enable] = 1
-php_admin_value[output_buffering] = 0
-CONF
-"$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
-pids+=($!)
+start_fpm "$(fpm_binary)" < <(fpm_pool www "$fpm_port" 2 'php_admin_value[output_buffering] = 0')
 mkdir -p "$work/nginx"
 nginx_conf "$(cat <<CONF
     server {

@@ -33,23 +33,7 @@ wait_http "http://127.0.0.1:$zeno_port/health"
 wait_http "http://127.0.0.1:$zeno_min_port/health"
 
 # --- nginx + PHP-FPM ----------------------------------------------------------------------
-fpm_bin=$(fpm_binary)
-run_as=""
-[ "$(id -u)" -eq 0 ] && run_as=$'user = root\ngroup = root'
-cat >"$work/fpm.conf" <<CONF
-[global]
-error_log = $work/fpm.log
-daemonize = no
-[www]
-$run_as
-listen = 127.0.0.1:$fpm_port
-pm = static
-pm.max_children = $workers
-php_admin_value[opcache.enable] = 1
-CONF
-"$fpm_bin" --nodaemonize --allow-to-run-as-root --fpm-config "$work/fpm.conf" &
-pids+=($!)
-fpm_pid=$!
+start_fpm "$(fpm_binary)" < <(fpm_pool www "$fpm_port" "$workers")
 mkdir -p "$work/nginx"
 nginx_conf "$(cat <<CONF
     server {
