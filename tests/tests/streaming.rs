@@ -213,3 +213,61 @@ async fn deferred_work_runs_after_the_last_byte() {
     );
     let _ = std::fs::remove_file(marker);
 }
+
+#[tokio::test]
+async fn x_sendfile_answers_keep_phps_headers_and_fail_clearly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "zeno sends this\n").expect("file");
+    let missing = dir.path().join("missing.txt");
+
+    let server = streaming_server(&[]);
+    let dirs = format!("[{:?}]", dir.path().display().to_string());
+    let allowed = Server::worker(&fixture("stream.php"))
+        .args(["--workers", "1", "--task-workers", "0"])
+        .env("ZENO_SERVER__SENDFILE_DIRS", &dirs)
+        .start();
+
+    let sent = client()
+        .get(allowed.url(&format!("/?case=sendfile&path={}", file.display())))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status(), 200);
+    let cookies: Vec<_> = sent.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"], "both of PHP's cookies");
+    assert_eq!(
+        sent.headers()["content-disposition"],
+        "attachment; filename=\"notes.txt\""
+    );
+    assert!(sent.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(sent.text().await.expect("body"), "zeno sends this\n");
+
+    // A file that is not there: 404, logged.
+    let gone = client()
+        .get(allowed.url(&format!("/?case=sendfile&path={}", missing.display())))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(gone.status(), 404);
+    assert!(allowed
+        .wait_for_log(
+            "X-Sendfile names a file that cannot be opened",
+            Duration::from_secs(5)
+        )
+        .is_some());
+
+    // A host that does not offer X-Sendfile never sends a file for PHP: 502, logged.
+    let refused = client()
+        .get(server.url(&format!("/?case=sendfile&path={}", file.display())))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 502);
+    assert!(server
+        .wait_for_log("server.sendfile_dirs is not set", Duration::from_secs(5))
+        .is_some());
+}

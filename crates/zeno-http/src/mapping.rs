@@ -188,11 +188,12 @@ async fn send_file(
         None,
         id,
     );
+    // The type is PHP's; every other header the file response set (length, range,
+    // validators) stays the file's.
+    out.headers_mut().remove(http::header::CONTENT_TYPE);
+    let file_headers: Vec<http::HeaderName> = out.headers().keys().cloned().collect();
     for (name, value) in php.headers() {
-        if !out.headers().contains_key(name) || name == http::header::CONTENT_TYPE {
-            if name == http::header::CONTENT_TYPE {
-                out.headers_mut().remove(name);
-            }
+        if !file_headers.contains(name) {
             out.headers_mut().append(name.clone(), value.clone());
         }
     }
