@@ -737,19 +737,12 @@ impl Host {
             exec_timeout: timeout,
             allocate_timeout: None,
         };
-        let runs = payloads.into_iter().map(|payload| {
-            let id = format!("t-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-            let request = Request {
-                scope: self.merge_scope(&id, scope.clone()),
-                id,
-                kind: RequestKind::Task,
-                http: None,
-                task: Some(payload),
-            };
-            async move {
-                let reply = pool.dispatch_with(request, Vec::new(), limits).await?;
-                Ok(reply.collect().await?)
-            }
+        let scope = self.merge_scope("", scope);
+        let runs = payloads.into_iter().map(|payload| async {
+            Ok(self
+                .tasks
+                .dispatch(pool, payload, scope.clone(), limits)
+                .await?)
         });
         futures_util::future::join_all(runs).await
     }

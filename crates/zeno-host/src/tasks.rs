@@ -97,8 +97,28 @@ impl Tasks {
             .await
     }
 
-    fn task_id(&self) -> String {
-        format!("t-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    /// Runs one task on `pool` under its own `t-N` id — unique in the host, as host calls and
+    /// pinned transactions are keyed by it — with `scope`, and answers with its whole response.
+    pub(crate) async fn dispatch(
+        &self,
+        pool: &Pool,
+        payload: Value,
+        mut scope: Map<String, Value>,
+        limits: Limits,
+    ) -> Result<zeno_protocol::Response, PoolError> {
+        let id = format!("t-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        scope.insert("request_id".into(), Value::String(id.clone()));
+        let request = Request {
+            id,
+            kind: RequestKind::Task,
+            http: None,
+            task: Some(payload),
+            scope,
+        };
+        pool.dispatch_with(request, Vec::new(), limits)
+            .await?
+            .collect()
+            .await
     }
 
     /// Runs every task at once on the task pool and answers with one outcome per task, in
@@ -139,22 +159,8 @@ impl Tasks {
                 )
             }
         };
-        let id = self.task_id();
-        let mut scope = scope;
-        scope.insert("request_id".into(), Value::String(id.clone()));
-        let request = Request {
-            id: id.clone(),
-            kind: RequestKind::Task,
-            http: None,
-            task: Some(spec.payload),
-            scope,
-        };
         let started = Instant::now();
-        let result = match pool.dispatch_with(request, Vec::new(), limits).await {
-            Ok(reply) => reply.collect().await,
-            Err(err) => Err(err),
-        };
-        let value = match result {
+        let value = match self.dispatch(pool, spec.payload, scope, limits).await {
             Ok(response) => match task_result(&response) {
                 Some(value) => value,
                 None => outcome(
@@ -188,7 +194,7 @@ impl Tasks {
         metrics::counter!("zeno_tasks_total", "outcome" => status.clone()).increment(1);
         metrics::histogram!("zeno_task_duration_seconds").record(started.elapsed().as_secs_f64());
         if status != "ok" && status != "inline" {
-            tracing::warn!(task = %spec.name, id = %id, outcome = %status, message = value["message"].as_str().unwrap_or(""), "task did not succeed");
+            tracing::warn!(task = %spec.name, outcome = %status, message = value["message"].as_str().unwrap_or(""), "task did not succeed");
         }
         value
     }
