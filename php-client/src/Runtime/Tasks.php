@@ -149,14 +149,30 @@ final class Tasks
             ]);
             $answer = ['status' => 'failed', 'exception' => self::describe($e)];
         }
-        return json_encode($answer, JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE | JSON_THROW_ON_ERROR);
+        return self::answer($answer);
     }
 
     /** The answer for a task that ended its worker (`exit`, a fatal error) before returning. */
     public static function ended(string $why): string
     {
         $failure = new TaskFailed("the task ended its worker before returning ({$why}); the worker was replaced");
-        return json_encode(['status' => 'failed', 'exception' => self::describe($failure)], JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE | JSON_THROW_ON_ERROR);
+        return self::answer(['status' => 'failed', 'exception' => self::describe($failure)]);
+    }
+
+    /**
+     * What a task printed goes to the host's log, never into its result.
+     */
+    public static function logOutput(string $printed): void
+    {
+        if ($printed !== '') {
+            Zeno::log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
+        }
+    }
+
+    /** @param array<string, mixed> $answer */
+    private static function answer(array $answer): string
+    {
+        return json_encode($answer, JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE | JSON_THROW_ON_ERROR);
     }
 
     /**
@@ -207,10 +223,7 @@ final class Tasks
         try {
             return self::invoke(\Closure::fromCallable($task), []);
         } finally {
-            $printed = (string) ob_get_clean();
-            if ($printed !== '') {
-                Zeno::log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
-            }
+            self::logOutput((string) ob_get_clean());
         }
     }
 

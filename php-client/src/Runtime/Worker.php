@@ -155,10 +155,7 @@ final class Worker
                 $this->inTask = true;
                 $answer = Tasks::serve($task);
                 $this->inTask = false;
-                $printed = $this->taskOutput . $this->output->collect();
-                if ($printed !== '') {
-                    $this->log('info', 'task output', ['output' => mb_strcut($printed, 0, 65536)]);
-                }
+                Tasks::logOutput($this->taskOutput . $this->output->collect());
                 return Protocol::response($id, 200, ['content-type' => ['application/json']], $answer);
             }
             $result = $handler($request);
@@ -350,9 +347,7 @@ final class Worker
             if ($this->inTask) {
                 // The caller gets a failure that says what ended the worker.
                 $why = $fatal ? sprintf('a fatal error: %s in %s:%d', $error['message'], $error['file'], $error['line']) : 'exit';
-                if ($output !== '') {
-                    $this->log('info', 'task output', ['output' => mb_strcut($output, 0, 65536)]);
-                }
+                Tasks::logOutput($output);
                 $this->channel->send(Protocol::response($id, 200, ['content-type' => ['application/json']], Tasks::ended($why), exiting: true));
                 return;
             }
