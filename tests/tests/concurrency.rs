@@ -471,6 +471,21 @@ async fn without_a_task_pool_tasks_run_inline() {
         .start();
     let basic = server.get_json("/?case=basic").await;
     assert_eq!(basic["results"]["pid"], basic["caller"]);
+    // Deferred tasks run after the response, in the caller's worker.
+    let marker = temp_path("inline-deferred");
+    let deferred = server
+        .get_json(&format!("/?case=defer&file={}", marker.display()))
+        .await;
+    assert!(
+        wait_until(Duration::from_secs(10), || marker.exists()),
+        "the deferred task ran"
+    );
+    let writer: u64 = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .parse()
+        .expect("pid");
+    assert_eq!(Some(writer), deferred["caller"].as_u64());
+    let _ = std::fs::remove_file(marker);
     assert_eq!(
         server.get_json("/?case=fail").await,
         json!({"class": "DomainException", "message": "no such order", "code": 404})

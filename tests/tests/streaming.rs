@@ -151,8 +151,12 @@ async fn a_slow_reader_slows_php_down() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    // PHP is at most the host's window and the sockets' buffers ahead of the reader, not
-    // 256 MiB ahead.
+    // PHP kept up with the reader (it records each part once the host took it)…
+    assert!(
+        read > 0 && made + 65_536 >= read,
+        "PHP produced {made} bytes, the client read {read}"
+    );
+    // …and is at most the host's window and the sockets' buffers ahead of it, not 256 MiB.
     assert!(
         made < read + 16 * 1024 * 1024,
         "PHP produced {made} bytes while the client read {read}"
@@ -270,4 +274,22 @@ async fn x_sendfile_answers_keep_phps_headers_and_fail_clearly() {
     assert!(server
         .wait_for_log("server.sendfile_dirs is not set", Duration::from_secs(5))
         .is_some());
+}
+
+#[tokio::test]
+async fn a_fatal_error_mid_stream_ends_the_body_and_the_worker_is_replaced() {
+    let server = streaming_server(&[]);
+    let response = client()
+        .get(server.url("/?case=fatal"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200, "the head had gone out");
+    let body = response.bytes().await.expect("body ends");
+    assert_eq!(body.len(), 300_000, "what was sent before the error");
+    assert!(server
+        .wait_for_log("zeno_no_such_function", Duration::from_secs(5))
+        .is_some());
+    let (status, text) = server.get_text("/?case=none").await;
+    assert_eq!((status, text.as_str()), (200, "unknown case"));
 }
