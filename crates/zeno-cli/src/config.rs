@@ -24,6 +24,47 @@ pub struct Config {
     pub db: BTreeMap<String, zeno_host::ConnectionConfig>,
     pub log: LogConfig,
     pub admin: AdminConfig,
+    pub runtime: RuntimeConfig,
+}
+
+/// The binary's async runtime (an embedding app owns its own): how many threads run the
+/// HTTP connections, the workers' pipes and the database pools.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Threads of the runtime; `0` picks one per four CPUs, at least one. One thread runs a
+    /// single-threaded runtime: no work stealing and no wake-ups across threads, which is the
+    /// cheapest per request (docs/benchmarks.md).
+    pub threads: usize,
+}
+
+impl RuntimeConfig {
+    /// The number of threads to run: `threads`, or the automatic choice for this machine.
+    pub fn resolved_threads(&self) -> usize {
+        match self.threads {
+            0 => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cpus / 4).max(1)
+            }
+            n => n,
+        }
+    }
+
+    /// Builds the runtime.
+    pub fn build(&self) -> anyhow::Result<tokio::runtime::Runtime> {
+        let threads = self.resolved_threads();
+        let mut builder = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        };
+        builder
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    }
 }
 
 /// The admin listener: `/metrics`, `/workers`, `/reload`. Off unless `listen` is set.
@@ -281,6 +322,37 @@ mod tests {
         assert_eq!(config.server.listen, "127.0.0.1:8080");
         assert_eq!(config.workers.php, std::path::PathBuf::from("php-cgi"));
         assert_eq!(config.workers.exec_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn runtime_threads_from_file_env_and_flag() {
+        let config = Config::load(None, env(&[]), &Flags::default()).expect("load");
+        assert_eq!(config.runtime.threads, 0, "automatic by default");
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config.runtime.resolved_threads(), (cpus / 4).max(1));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("zeno.toml");
+        std::fs::write(&path, "[runtime]\nthreads = 3\n").expect("write");
+        let config = Config::load(Some(&path), env(&[]), &Flags::default()).expect("load");
+        assert_eq!(config.runtime.resolved_threads(), 3);
+        let config = Config::load(
+            Some(&path),
+            env(&[("ZENO_RUNTIME__THREADS", "2")]),
+            &Flags::default(),
+        )
+        .expect("load");
+        assert_eq!(config.runtime.resolved_threads(), 2);
+        let mut flags = Flags::default();
+        flags.set("runtime.threads", Some(1_i64));
+        let config = Config::load(Some(&path), env(&[("ZENO_RUNTIME__THREADS", "2")]), &flags)
+            .expect("load");
+        assert_eq!(config.runtime.resolved_threads(), 1, "the flag wins");
+
+        std::fs::write(&path, "[runtime]\nthreads = -1\n").expect("write");
+        let err = Config::load(Some(&path), env(&[]), &Flags::default())
+            .expect_err("negative thread count");
+        assert!(format!("{err:#}").contains("threads"), "{err:#}");
     }
 
     #[test]

@@ -121,6 +121,9 @@ struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Threads of the host's async runtime (0: one per four CPUs, at least one).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -142,10 +145,7 @@ fn main() -> anyhow::Result<()> {
             }
             init_tracing(&config.log)?;
             start_hardened(&exposed);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let runtime = config.runtime.build()?;
             let code = runtime.block_on(artisan(
                 config,
                 args.config,
@@ -160,10 +160,8 @@ fn main() -> anyhow::Result<()> {
             let (config, exposed) = resolve(*args)?;
             init_tracing(&config.log)?;
             start_hardened(&exposed);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let runtime = config.runtime.build()?;
+            tracing::debug!(threads = config.runtime.resolved_threads(), "async runtime");
             runtime.block_on(serve(config, config_file))
         }
     }
@@ -203,6 +201,10 @@ fn resolve(args: ServeArgs) -> anyhow::Result<(Config, Vec<String>)> {
         "tasks.count",
         args.task_workers
             .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    flags.set(
+        "runtime.threads",
+        args.threads.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
     );
     flags.set("workers.exec_timeout", args.exec_timeout);
     flags.set(
