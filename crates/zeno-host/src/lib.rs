@@ -333,6 +333,7 @@ impl HostBuilder {
             max_line: settings.max_line,
             max_host_call: settings.max_host_call,
             credentials: self.credentials,
+            batch_scheduling: settings.batch_scheduling,
         };
         let task_settings = self.tasks;
         let task_pool_config = zeno_pool::PoolConfig {

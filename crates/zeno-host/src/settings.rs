@@ -57,6 +57,9 @@ pub struct WorkersConfig {
     pub user: Option<String>,
     /// The group workers run as; by default the user's primary group.
     pub group: Option<String>,
+    /// Run workers (HTTP and task) under Linux's `SCHED_BATCH` policy, so that handing one a
+    /// request does not preempt the host mid-request; off gives them the normal policy.
+    pub batch_scheduling: bool,
 }
 
 /// Environment variables a worker inherits from the host by default. Everything else is
@@ -88,6 +91,7 @@ impl Default for WorkersConfig {
             ini: BTreeMap::new(),
             user: None,
             group: None,
+            batch_scheduling: true,
         }
     }
 }

@@ -243,6 +243,7 @@ fn config(workers: usize) -> PoolConfig {
             max_line: 1024,
             max_host_call: 1024,
             credentials: None,
+            batch_scheduling: false,
         },
         workers,
         exec_timeout: Duration::from_secs(30),

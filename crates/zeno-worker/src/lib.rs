@@ -44,6 +44,10 @@ pub struct WorkerConfig {
     pub max_host_call: usize,
     /// The user and group the worker runs as; `None` runs it as the host's own.
     pub credentials: Option<Credentials>,
+    /// Run the worker under Linux's `SCHED_BATCH` policy: same share of the CPU, but waking
+    /// it (a request written to its pipe) does not preempt the host mid-request, so the host
+    /// finishes what it was doing and both sides switch less (docs/benchmarks.md).
+    pub batch_scheduling: bool,
 }
 
 /// A user and group to run workers as (PHP-FPM's pool `user` and `group`). The host must run

@@ -39,7 +39,7 @@ pub(crate) fn spawn(
         // clears PR_SET_PDEATHSIG.
         cmd.gid(credentials.gid).uid(credentials.uid);
     }
-    die_with_parent(&mut cmd);
+    prepare_child(&mut cmd, config.batch_scheduling);
 
     let mut child = cmd.spawn().map_err(|source| WorkerError::Spawn {
         binary: config.php_binary.display().to_string(),
@@ -59,23 +59,31 @@ pub(crate) fn spawn(
     Ok((child, pid, stdin, stdout))
 }
 
-/// Makes the kernel SIGKILL the worker when the host dies, even by `kill -9`.
+/// Makes the kernel SIGKILL the worker when the host dies, even by `kill -9`, and with
+/// `batch` puts it under `SCHED_BATCH`.
 ///
 /// PR_SET_PDEATHSIG fires when the *thread* that forked exits. Workers are spawned from
 /// tokio's runtime threads, which live as long as the runtime; never spawn them from
 /// `spawn_blocking`, whose threads exit when idle.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
+fn prepare_child(cmd: &mut Command, batch: bool) {
     let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec. It only makes two system
-    // calls (prctl, getppid), which are async-signal-safe, and allocates nothing: the error
-    // is built from a raw errno.
+    // SAFETY: the closure runs in the forked child before exec. It only makes system calls
+    // (prctl, getppid, sched_setscheduler), which are async-signal-safe, and allocates
+    // nothing: errors are built from a raw errno.
     unsafe {
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
             // The host may have died between fork and prctl: then nobody will signal us.
             if nix::unistd::getppid() != parent {
                 return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+            if batch {
+                // SCHED_BATCH takes priority 0. Refused only under unusual seccomp or LSM
+                // rules; the worker then runs under the normal policy, which is correct,
+                // only slower.
+                let param = nix::libc::sched_param { sched_priority: 0 };
+                nix::libc::sched_setscheduler(0, nix::libc::SCHED_BATCH, &param);
             }
             Ok(())
         });

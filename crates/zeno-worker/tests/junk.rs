@@ -33,6 +33,7 @@ fn config(mode: &str, seed: u32) -> WorkerConfig {
         max_line: 4096,
         max_host_call: 1024,
         credentials: None,
+        batch_scheduling: false,
     }
 }
 
