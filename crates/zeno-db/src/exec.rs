@@ -50,18 +50,26 @@ pub(crate) fn query_pool<'a>(
     params: &'a [Value],
 ) -> BoxFuture<'a, Result<QueryOutput, DbError>> {
     Box::pin(async move {
+        // A connection goes back on the warm stack only after a query that succeeded; after a
+        // failure sqlx's pool tests it.
         match pool {
             AnyPool::Pg(p) => {
                 let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-                pg_query(conn, &mut c, sql, params).await
+                let output = pg_query(conn, &mut c, sql, params).await?;
+                c.keep();
+                Ok(output)
             }
             AnyPool::My(p) => {
                 let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-                my_query(conn, &mut c, sql, params).await
+                let output = my_query(conn, &mut c, sql, params).await?;
+                c.keep();
+                Ok(output)
             }
             AnyPool::Lite(p) => {
                 let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-                lite_query(conn, &mut c, sql, params).await
+                let output = lite_query(conn, &mut c, sql, params).await?;
+                c.keep();
+                Ok(output)
             }
         }
     })
@@ -89,16 +97,16 @@ pub(crate) fn exec_pool<'a>(
 ) -> BoxFuture<'a, Result<u64, DbError>> {
     Box::pin(async move {
         let result = match pool {
-            AnyPool::Pg(p) => sqlx::raw_sql(sql)
-                .execute(p)
+            AnyPool::Pg(p) => p
+                .through_pool(|pool| sqlx::raw_sql(sql).execute(pool))
                 .await
                 .map(|r| r.rows_affected()),
-            AnyPool::My(p) => sqlx::raw_sql(sql)
-                .execute(p)
+            AnyPool::My(p) => p
+                .through_pool(|pool| sqlx::raw_sql(sql).execute(pool))
                 .await
                 .map(|r| r.rows_affected()),
-            AnyPool::Lite(p) => sqlx::raw_sql(sql)
-                .execute(p)
+            AnyPool::Lite(p) => p
+                .through_pool(|pool| sqlx::raw_sql(sql).execute(pool))
                 .await
                 .map(|r| r.rows_affected()),
         };
@@ -126,9 +134,9 @@ pub(crate) fn exec_tx<'a>(
 pub(crate) async fn begin(conn: &Connection) -> Result<AnyTx, DbError> {
     let pool = &conn.write;
     match pool {
-        AnyPool::Pg(p) => p.begin().await.map(AnyTx::Pg),
-        AnyPool::My(p) => p.begin().await.map(AnyTx::My),
-        AnyPool::Lite(p) => p.begin().await.map(AnyTx::Lite),
+        AnyPool::Pg(p) => p.through_pool(|pool| pool.begin()).await.map(AnyTx::Pg),
+        AnyPool::My(p) => p.through_pool(|pool| pool.begin()).await.map(AnyTx::My),
+        AnyPool::Lite(p) => p.through_pool(|pool| pool.begin()).await.map(AnyTx::Lite),
     }
     .map_err(|e| pool_error(conn, pool, e))
 }
@@ -313,9 +321,9 @@ fn pool_error(conn: &Connection, pool: &AnyPool, err: sqlx::Error) -> DbError {
         return error(conn, err);
     }
     let (size, idle) = match pool {
-        AnyPool::Pg(p) => (p.size(), p.num_idle()),
-        AnyPool::My(p) => (p.size(), p.num_idle()),
-        AnyPool::Lite(p) => (p.size(), p.num_idle()),
+        AnyPool::Pg(p) => p.counts(),
+        AnyPool::My(p) => p.counts(),
+        AnyPool::Lite(p) => p.counts(),
     };
     let max = conn.config.max_connections;
     if size >= max && idle == 0 {

@@ -10,6 +10,7 @@
 mod decode;
 mod exec;
 pub mod placeholders;
+mod warm;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Executor as _, Transaction};
 use tokio::sync::Mutex;
+
+use warm::Warm;
 
 pub use exec::QueryOutput;
 
@@ -265,12 +268,12 @@ impl DbError {
     }
 }
 
-/// One sqlx pool of a concrete backend.
-#[derive(Debug, Clone)]
+/// One pool of a concrete backend: sqlx's, with the connections used last kept out of it.
+#[derive(Debug)]
 pub(crate) enum AnyPool {
-    Pg(PgPool),
-    My(MySqlPool),
-    Lite(SqlitePool),
+    Pg(Warm<sqlx::Postgres>),
+    My(Warm<sqlx::MySql>),
+    Lite(Warm<sqlx::Sqlite>),
 }
 
 /// A transaction pinned to a request.
@@ -627,7 +630,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                 options =
                     options.options([("statement_timeout", statement_timeout_ms.to_string())]);
             }
-            AnyPool::Pg(
+            AnyPool::Pg(Warm::new(
                 PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .min_connections(config.min_connections)
@@ -635,7 +638,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                     .idle_timeout(config.idle_timeout)
                     .max_lifetime(config.max_lifetime)
                     .connect_lazy_with(options),
-            )
+            ))
         }
         Backend::MySql => {
             let options: MySqlConnectOptions = url.parse().map_err(bad)?;
@@ -664,14 +667,14 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                     })
                 });
             }
-            AnyPool::My(pool.connect_lazy_with(options))
+            AnyPool::My(Warm::new(pool.connect_lazy_with(options)))
         }
         Backend::Sqlite => {
             let options: SqliteConnectOptions = url.parse().map_err(bad)?;
             let options = options
                 .create_if_missing(true)
                 .busy_timeout(config.acquire_timeout);
-            AnyPool::Lite(
+            AnyPool::Lite(Warm::new(
                 SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .min_connections(config.min_connections)
@@ -679,7 +682,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                     .idle_timeout(config.idle_timeout)
                     .max_lifetime(config.max_lifetime)
                     .connect_lazy_with(options),
-            )
+            ))
         }
     })
 }

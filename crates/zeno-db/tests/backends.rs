@@ -630,9 +630,25 @@ async fn statement_timeout_stops_long_queries() {
     }
 }
 
+/// Ends connection `id` from the server's side and waits until it is gone there.
+async fn end_connection(admin: &Databases, url: &str, kill: &str, gone: &str, id: i64) {
+    q(admin, "", kill, json!([id])).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while q(admin, "", gone, json!([id])).await["rows"][0]["n"].as_i64() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "{url}: the connection never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A pooled connection the server dropped while it sat idle ("MySQL server has gone away"
 /// after `wait_timeout`, a PostgreSQL backend terminated by an admin) is noticed and replaced:
-/// the next query succeeds instead of failing on the dead connection.
+/// idle for over a second, it is tested before use and the next query succeeds; dropped
+/// within a second of its last query (the host skips the test then, as PgBouncer does within
+/// `server_check_delay`), one query fails with a clear error and the next gets a new
+/// connection.
 #[tokio::test]
 async fn a_connection_the_server_killed_is_replaced_before_use() {
     for (url, id_sql, kill, gone) in [
@@ -652,22 +668,96 @@ async fn a_connection_the_server_killed_is_replaced_before_use() {
         let mut config = ConnectionConfig::new(&url);
         config.max_connections = 1;
         let db = dbs_with(config);
+        let admin = dbs(&url);
+        // Idle past the check delay: tested, replaced, the query succeeds.
         let first = q(&db, "", id_sql, json!([])).await;
         let id = first["rows"][0]["id"].as_i64().expect("connection id");
-        // Another client ends that connection from the server's side.
-        let admin = dbs(&url);
-        q(&admin, "", kill, json!([id])).await;
-        // The kill is asynchronous on the server: wait until the connection is gone there.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while q(&admin, "", gone, json!([id])).await["rows"][0]["n"].as_i64() != Some(0) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{url}: the connection never ended"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        end_connection(&admin, &url, kill, gone, id).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         let again = q(&db, "", id_sql, json!([])).await;
-        let new_id = again["rows"][0]["id"].as_i64().expect("connection id");
-        assert_ne!(new_id, id, "{url}: a new connection serves the query");
+        let second = again["rows"][0]["id"].as_i64().expect("connection id");
+        assert_ne!(second, id, "{url}: a new connection serves the query");
+
+        // Killed right after its last query: one clean error, then a new connection.
+        end_connection(&admin, &url, kill, gone, second).await;
+        let err = db
+            .query("", &json!({"sql": id_sql}))
+            .await
+            .expect_err("the killed connection was used untested");
+        assert!(
+            matches!(err.kind(), "db_unavailable" | "db"),
+            "{url}: {err} ({})",
+            err.kind()
+        );
+        let third = q(&db, "", id_sql, json!([])).await["rows"][0]["id"]
+            .as_i64()
+            .expect("connection id");
+        assert_ne!(third, second, "{url}: the broken connection was not kept");
+    }
+}
+
+/// The connections the host keeps between queries never starve a transaction or unprepared
+/// SQL, which take theirs from sqlx's pool: with one connection, a query, then a transaction,
+/// `db_exec` and a query again all run at once, not after the acquire timeout; under a mixed
+/// concurrent load on two connections nothing fails.
+#[tokio::test]
+async fn kept_connections_never_starve_transactions() {
+    for url in [pg_url(), my_url(), lite_url("kept")] {
+        let mut config = ConnectionConfig::new(&url);
+        config.max_connections = 1;
+        config.acquire_timeout = Duration::from_secs(3);
+        let db = dbs_with(config);
+        q(&db, "a", "select 1 as one", json!([])).await;
+        let started = Instant::now();
+        db.begin("b", &json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: begin: {e}"));
+        q(&db, "b", "select 1 as one", json!([])).await;
+        db.commit("b", &json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: commit: {e}"));
+        x(&db, "c", "select 1").await;
+        q(&db, "d", "select 1 as one", json!([])).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{url}: waited {:?}",
+            started.elapsed()
+        );
+
+        let mut config = ConnectionConfig::new(&url);
+        config.max_connections = 2;
+        config.acquire_timeout = Duration::from_secs(10);
+        let db = std::sync::Arc::new(dbs_with(config));
+        let mut load = Vec::new();
+        for i in 0..24 {
+            let db = db.clone();
+            load.push(tokio::spawn(async move {
+                let req = format!("r{i}");
+                for _ in 0..10 {
+                    if i % 3 == 0 {
+                        db.begin(&req, &json!({})).await?;
+                        db.query(&req, &json!({"sql": "select 1 as one"})).await?;
+                        db.commit(&req, &json!({})).await?;
+                    } else if i % 3 == 1 {
+                        db.exec(&req, &json!({"sql": "select 1"})).await?;
+                    } else {
+                        db.query(&req, &json!({"sql": "select 1 as one"})).await?;
+                    }
+                }
+                db.end_request(&req).await;
+                Ok::<_, DbError>(())
+            }));
+        }
+        let started = Instant::now();
+        for task in load {
+            task.await
+                .expect("task")
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{url}: the load took {:?}",
+            started.elapsed()
+        );
     }
 }
