@@ -40,6 +40,13 @@ lint:
     # the binaries: cargo's verification build would replace target/debug/zeno and the examples.
     cargo package --allow-dirty --quiet -p zeno-config -p zeno-protocol -p zeno-worker -p zeno-pool -p zeno-db -p zeno-host -p zeno-http
 
+# Flame graph of the host's CPU on hello-world (target/profile/hello.svg), sampled with Linux perf
+profile:
+    scripts/setup.sh wrk linux-perf
+    command -v inferno-flamegraph >/dev/null || cargo install inferno --locked --quiet
+    cargo build --release -p zeno-cli
+    scripts/profile.sh
+
 # Load test examples/hello and examples/laravel under zeno and under nginx + PHP-FPM, in one run
 bench:
     scripts/setup.sh wrk nginx php-fpm

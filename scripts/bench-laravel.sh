@@ -118,3 +118,14 @@ row "GET /db nginx + PHP-FPM, new PDO" "$fn_rps" "$fn_p50" "$fn_p99" "$(sum "$fn
 row "GET /db nginx + PHP-FPM, persistent PDO" "$fp_rps" "$fp_p50" "$fp_p99" "$(sum "$fp_ng" "$fp_ngw")" "$fp_php"
 awk -v z="$zh_rps" -v f="$fh_rps" 'BEGIN { printf "ratio GET /:   zeno / PHP-FPM %.2fx\n", z / f }'
 awk -v z="$zd_rps" -v n="$fn_rps" -v p="$fp_rps" 'BEGIN { printf "ratio GET /db: zeno / PHP-FPM new connection %.1fx; zeno / PHP-FPM persistent %.2fx\n", z / n, z / p }'
+
+# Where one query's time goes inside a worker, Laravel 8's example app only (its console
+# routes carry the command): the host call alone, zeno_proxy's PDO, Laravel on zeno_proxy,
+# Laravel on native pdo_pgsql with a warm connection.
+if [ "${BENCH_LARAVEL:-8}" != 13 ]; then
+    echo
+    echo "one query inside a worker, µs per query (CPU of the PHP process, wall):"
+    ZENO_DB_DEFAULT="$db_url" ZENO_WORKERS__ENV__DB_HOST=127.0.0.1 ZENO_WORKERS__ENV__DB_DATABASE=zeno_bench \
+        ZENO_WORKERS__ENV__DB_USERNAME=zeno_bench ZENO_WORKERS__ENV__DB_PASSWORD=zeno_bench \
+        ./target/release/zeno artisan "$app" -- bench:query-split 2000 2>/dev/null
+fi
