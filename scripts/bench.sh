@@ -99,6 +99,9 @@ row "nginx + PHP-FPM, one-line PHP file" "$minf_rps" "$minf_p50" "$minf_p99" "$(
 awk -v z="$zeno_rps" -v f="$fpm_rps" -v mz="$minz_rps" -v mf="$minf_rps" \
     'BEGIN { printf "ratio zeno / PHP-FPM: %.2fx for examples/hello (FPM boots the handler per request), %.2fx one line against one line\n", z / f, mz / mf }'
 
+echo "the PHP runtime's own CPU per request, without the pipes (php-cgi, median of 5 × 20,000):"
+php-cgi -q bench/runtime-cost.php 20000
+
 # --- one query per request, PostgreSQL with SCRAM authentication ---------------------------
 wait_http "http://127.0.0.1:$zeno_db_port/health"
 a=$(curl -fsS "http://127.0.0.1:$zeno_db_port/db")
