@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Where the host's CPU goes on hello-world: serves bench/hello-min.php with the release
 # binary (4 workers), loads it with wrk, samples the zeno process (not PHP, not wrk) with
-# Linux perf for 5 s and writes a flame graph, plus a summary of the share of the samples in
-# the kernel and in the host's own code. Needs perf (Debian's linux-perf) and inferno
-# (crates.io); `just profile` installs both.
-#   profile.sh [OUT.svg] [TITLE]    PROFILE_URL overrides what is loaded (another server)
+# Linux perf for 5 s and writes a flame graph, plus the share of the samples in the kernel
+# and in the host's own code. With PROFILE_PEER=1 the same for the peer: nginx's worker in
+# front of PHP-FPM serving the one-line bench/fpm-hello.php. Needs perf (Debian's
+# linux-perf) and inferno (crates.io); `just profile` installs both.
+#   profile.sh [OUT.svg] [TITLE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/profile/hello.svg}
@@ -13,16 +14,28 @@ port=18196
 source scripts/bench-lib.sh
 mkdir -p "$(dirname "$out")"
 
-./target/release/zeno serve --worker bench/hello-min.php --workers "$workers" \
-    --listen "127.0.0.1:$port" --log-format json 2>"$work/zeno.log" &
-pids+=($!)
-zeno_pid=$!
-wait_http "http://127.0.0.1:$port/"
+if [ -n "${PROFILE_PEER:-}" ]; then
+    start_fpm "$(fpm_binary)" < <(fpm_pool www "$((port + 1))" "$workers")
+    nginx_conf "server { listen 127.0.0.1:$port; location / { include /etc/nginx/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME $PWD/bench/fpm-hello.php; fastcgi_pass 127.0.0.1:$((port + 1)); } }" \
+        >"$work/nginx.conf"
+    nginx -c "$work/nginx.conf" -p "$work" &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$port/"
+    # The one nginx worker process serves every request.
+    target_pid=$(pgrep -P "$!" nginx | head -n1)
+else
+    ./target/release/zeno serve --worker bench/hello-min.php --workers "$workers" \
+        --listen "127.0.0.1:$port" --log-format json 2>"$work/zeno.log" &
+    pids+=($!)
+    target_pid=$!
+    wait_http "http://127.0.0.1:$port/"
+fi
 wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
 wrk -t2 -c"$connections" -d8s "http://127.0.0.1:$port/" >"$work/wrk.txt" &
 wrk_pid=$!
 sleep 1
-perf record -q -F 2000 --call-graph dwarf,32768 -o "$work/perf.data" -p "$zeno_pid" -- sleep 5 \
+perf record -q -F 2000 --call-graph dwarf,32768 -o "$work/perf.data" -p "$target_pid" -- sleep 5 \
     >/dev/null 2>&1
 wait "$wrk_pid"
 perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf --kernel >"$work/folded"
@@ -32,7 +45,7 @@ echo "flame graph: $out ($(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt") re
 awk '{ n = $NF; total += n; stack = $0; sub(/ [0-9]+$/, "", stack);
        k = split(stack, f, ";"); leaf = f[k];
        if (leaf ~ /_\[k\]$/) kernel += n }
-     END { printf "samples in the kernel: %.0f%%, in the host process itself: %.0f%%\n",
+     END { printf "samples in the kernel: %.0f%%, in the process itself: %.0f%%\n",
            100 * kernel / total, 100 * (total - kernel) / total }' "$work/folded"
 # Inclusive shares of what the host asks of the kernel (a sample can count in two rows).
 for pair in "TCP send (with loopback delivery to the client):;tcp_sendmsg_\\[k\\]" \
