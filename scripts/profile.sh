@@ -3,9 +3,10 @@
 # binary (4 workers), loads it with wrk, samples the zeno process (not PHP, not wrk) with
 # Linux perf for 5 s and writes a flame graph, plus the share of the samples in the kernel
 # and in the host's own code. With PROFILE_PEER=1 the same for the peer: nginx's worker in
-# front of PHP-FPM serving the one-line bench/fpm-hello.php. Needs perf (Debian's
+# front of PHP-FPM serving the one-line bench/fpm-hello.php; with PROFILE_DB=1 the host on
+# one query per request (bench/db-handler.php, PostgreSQL with SCRAM as in scripts/bench-db.sh). Needs perf (Debian's
 # linux-perf) and inferno (crates.io); `just profile` installs both.
-#   profile.sh [OUT.svg] [TITLE]
+#   profile.sh [OUT.svg] [TITLE]    PROFILE_BIN: another zeno binary (default the release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/profile/hello.svg}
@@ -25,14 +26,20 @@ if [ -n "${PROFILE_PEER:-}" ]; then
     # The one nginx worker process serves every request.
     target_pid=$(pgrep -P "$!" nginx | head -n1)
 else
-    ./target/release/zeno serve --worker bench/hello-min.php --workers "$workers" \
+    handler=bench/hello-min.php path=/
+    if [ -n "${PROFILE_DB:-}" ]; then
+        scripts/bench-db.sh
+        handler=bench/db-handler.php path=/db
+        export ZENO_DB_DEFAULT=$db_url
+    fi
+    "${PROFILE_BIN:-./target/release/zeno}" serve --worker "$handler" --workers "$workers" \
         --listen "127.0.0.1:$port" --log-format json 2>"$work/zeno.log" &
     pids+=($!)
     target_pid=$!
-    wait_http "http://127.0.0.1:$port/"
+    wait_http "http://127.0.0.1:$port$path"
 fi
-wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port/" >/dev/null
-wrk -t2 -c"$connections" -d8s "http://127.0.0.1:$port/" >"$work/wrk.txt" &
+wrk -t2 -c"$connections" -d2s "http://127.0.0.1:$port${path:-/}" >/dev/null
+wrk -t2 -c"$connections" -d8s "http://127.0.0.1:$port${path:-/}" >"$work/wrk.txt" &
 wrk_pid=$!
 sleep 1
 perf record -q -F 2000 --call-graph dwarf,32768 -o "$work/perf.data" -p "$target_pid" -- sleep 5 \
