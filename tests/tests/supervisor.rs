@@ -497,6 +497,66 @@ async fn ready_turns_503_while_draining() {
         .success());
 }
 
+/// `server.drain_delay`: after SIGTERM, `/ready` answers 503 on both listeners at once while
+/// the main listener still accepts and serves new connections for the delay; then it closes.
+#[tokio::test]
+async fn drain_delay_keeps_accepting_while_ready_says_503() {
+    let mut server = Server::worker(&fixture("dump.php"))
+        .args(["--workers", "1", "--admin", "127.0.0.1:0"])
+        .env("ZENO_SERVER__DRAIN_DELAY", "1500ms")
+        .start();
+    let admin = server.admin_addr();
+    assert_eq!(server.get_text("/ready").await.0, 200);
+    let signalled = Instant::now();
+    server.signal(Signal::SIGTERM);
+    assert!(server
+        .wait_for_log(
+            "still accepting for the drain delay",
+            Duration::from_secs(5)
+        )
+        .is_some());
+    assert_eq!(admin_get(&admin, "/ready").await.status(), 503);
+    // A new connection for every request (no pooling), during the delay: all served.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let ready = fresh.get(server.url("/ready")).send().await.expect("ready");
+    assert_eq!(
+        ready.status(),
+        503,
+        "the main listener's /ready says draining"
+    );
+    let mut served = 0;
+    while signalled.elapsed() < Duration::from_millis(1200) {
+        let response = fresh
+            .get(server.url("/?during=drain"))
+            .send()
+            .await
+            .expect("accepted during the drain delay");
+        assert_eq!(response.status(), 200);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served > 5, "{served} requests during the delay");
+    assert!(server
+        .wait_for_log("stopped accepting connections", Duration::from_secs(5))
+        .is_some());
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1400),
+        "closed after {:?}, before the delay",
+        signalled.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(&server.addr).is_err(),
+        "the main listener no longer accepts"
+    );
+    assert!(server
+        .wait_exit(Duration::from_secs(20))
+        .expect("exit")
+        .success());
+}
+
 #[tokio::test]
 async fn a_second_signal_exits_at_once_and_leaves_no_php() {
     let mut server = Server::worker(&fixture("dump.php"))

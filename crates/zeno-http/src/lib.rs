@@ -69,6 +69,11 @@ pub struct HttpConfig {
     /// How long in-flight requests may take to finish after shutdown starts.
     #[serde(deserialize_with = "zeno_config::duration")]
     pub shutdown_grace: Duration,
+    /// After shutdown starts, how long `/ready` answers 503 while the listener still accepts
+    /// and serves new connections, so a load balancer polling `/ready` stops sending before
+    /// the listener closes. Then the drain (`shutdown_grace`) begins. `0`: close at once.
+    #[serde(deserialize_with = "zeno_config::duration")]
+    pub drain_delay: Duration,
     /// A directory whose files the host serves itself (a Laravel app's `public/`); requests
     /// for anything else — and always for `.php` files and dotfiles — go to PHP.
     #[serde(skip)]
@@ -105,6 +110,7 @@ impl Default for HttpConfig {
             max_body: 16 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             static_dir: None,
             header_timeout: Some(Duration::from_secs(30)),
             body_timeout: Duration::from_secs(30),
@@ -170,9 +176,9 @@ fn probe(
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` is cancelled, then stops accepting, lets
-/// in-flight requests finish within the grace period, and returns. `/ready` answers 503 from
-/// the moment shutdown starts.
+/// Serves HTTP on `listener` until `shutdown` is cancelled, then — after `drain_delay`, during
+/// which it still accepts — stops accepting, lets in-flight requests finish within the grace
+/// period, and returns. `/ready` answers 503 from the moment shutdown starts.
 pub async fn serve(
     host: Arc<Host>,
     listener: TcpListener,
@@ -202,18 +208,35 @@ pub async fn serve(
         idle: shared.config.keepalive_timeout,
     };
     let connections = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+    // Resolves when the listener must close: at shutdown, after the drain delay.
+    let stop = {
+        let shared = shared.clone();
+        let delay = shared.config.drain_delay;
+        async move {
+            shutdown.cancelled().await;
+            shared.draining.store(true, Ordering::SeqCst);
+            if !delay.is_zero() {
+                tracing::info!(
+                    ?delay,
+                    "draining: /ready answers 503; still accepting for the drain delay"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    tokio::pin!(stop);
 
     loop {
         // A connection slot first: at the limit, new connections wait in the backlog.
         let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut stop => break,
             permit = connections.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
         };
         let (stream, remote) = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
