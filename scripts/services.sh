@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the databases the tests use are installed, running and set up: PostgreSQL and
 # MariaDB from Debian's packages, each with a user `zeno` (password `zeno`) owning the
-# databases `zeno_test` and `zeno_replica_test`. Safe to run again.
+# databases `zeno_test` and `zeno_replica_test`, and Redis on 127.0.0.1:6379 (the cluster
+# tests' shared sessions and cache). Safe to run again.
 set -euo pipefail
 
 sudo=""
@@ -10,6 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 need=()
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
     echo "services: installing ${need[*]} from Debian's packages" >&2
     $sudo apt-get update -qq
@@ -36,6 +38,13 @@ for db in zeno_test zeno_replica_test; do
     # PostgreSQL 15+ lets only the owner create tables in `public`.
     pg -d "$db" -c "alter database $db owner to zeno" -c "alter schema public owner to zeno"
 done
+
+# Redis
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    echo "services: starting Redis" >&2
+    $sudo redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' >/dev/null
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
 
 # MariaDB
 if ! mariadb-admin ping >/dev/null 2>&1; then

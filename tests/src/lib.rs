@@ -147,6 +147,7 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 
 /// What to start.
 pub struct ServerBuilder {
+    listen: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     cwd: Option<PathBuf>,
@@ -154,6 +155,12 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// Listens on `addr` instead of a free port of the system's choice.
+    pub fn listen(mut self, addr: &str) -> Self {
+        addr.clone_into(&mut self.listen);
+        self
+    }
+
     /// Extra command-line arguments after `zeno serve`.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
@@ -196,7 +203,7 @@ impl ServerBuilder {
     pub fn try_start(self) -> Result<Server, (Option<ExitStatus>, Vec<String>)> {
         let mut cmd = Command::new(zeno_bin());
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", &self.listen, "--log-format", "json"])
             .args(&self.args)
             .env("ZENO_LOG", "info")
             .stdin(Stdio::null())
@@ -268,6 +275,7 @@ impl Server {
     /// `zeno serve --worker <handler>` with extra arguments to add.
     pub fn worker(handler: &Path) -> ServerBuilder {
         ServerBuilder {
+            listen: "127.0.0.1:0".into(),
             args: vec!["--worker".into(), handler.display().to_string()],
             env: Vec::new(),
             cwd: None,
@@ -278,6 +286,7 @@ impl Server {
     /// `zeno serve` with only the given arguments.
     pub fn bare() -> ServerBuilder {
         ServerBuilder {
+            listen: "127.0.0.1:0".into(),
             args: Vec::new(),
             env: Vec::new(),
             cwd: None,

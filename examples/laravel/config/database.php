@@ -51,4 +51,23 @@ return [
     ],
 
     'migrations' => 'migrations',
+
+    // Sessions and cache shared by every host of a cluster (SESSION_DRIVER=redis,
+    // CACHE_DRIVER=redis), through phpredis (Debian's php-redis).
+    'redis' => [
+        'client' => env('REDIS_CLIENT', 'phpredis'),
+        'options' => ['prefix' => env('REDIS_PREFIX', 'zeno_example_')],
+        'default' => [
+            'host' => env('REDIS_HOST', '127.0.0.1'),
+            'port' => (int) env('REDIS_PORT', 6379),
+            'password' => env('REDIS_PASSWORD'),
+            'database' => (int) env('REDIS_DB', 0),
+        ],
+        'cache' => [
+            'host' => env('REDIS_HOST', '127.0.0.1'),
+            'port' => (int) env('REDIS_PORT', 6379),
+            'password' => env('REDIS_PASSWORD'),
+            'database' => (int) env('REDIS_CACHE_DB', 1),
+        ],
+    ],
 ];

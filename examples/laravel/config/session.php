@@ -6,7 +6,8 @@ return [
     'expire_on_close' => false,
     'encrypt' => false,
     'files' => storage_path('framework/sessions'),
-    'connection' => null,
+    // The database connection (SESSION_DRIVER=database) or Redis connection (redis).
+    'connection' => env('SESSION_CONNECTION'),
     'table' => 'sessions',
     'store' => null,
     'lottery' => [2, 100],
