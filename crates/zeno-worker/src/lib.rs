@@ -160,7 +160,13 @@ impl Worker {
         config: &WorkerConfig,
         calls: &dyn HostCalls,
     ) -> Result<Worker, WorkerError> {
-        let (child, pid, stdin, stdout) = process::spawn(config)?;
+        let process::Spawned {
+            child,
+            pid,
+            stdin,
+            stdout,
+            stderr_logger,
+        } = process::spawn(config)?;
         let mut worker = Worker {
             child,
             pid,
@@ -184,10 +190,12 @@ impl Worker {
             }
             Ok(Err(err)) => {
                 worker.kill().await;
+                log_rest_of_stderr(stderr_logger).await;
                 Err(err)
             }
             Err(_) => {
                 worker.kill().await;
+                log_rest_of_stderr(stderr_logger).await;
                 Err(WorkerError::BootTimeout(config.boot_timeout))
             }
         }
@@ -517,6 +525,13 @@ impl Worker {
         process::kill_group(self.pid);
         let _ = self.child.wait().await;
     }
+}
+
+/// Waits (briefly) until everything a worker that failed to boot wrote on stderr is logged:
+/// PHP's own message — a syntax error, a missing extension — is why it failed, and the host
+/// may exit right after reporting the failure.
+async fn log_rest_of_stderr(logger: tokio::task::JoinHandle<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), logger).await;
 }
 
 impl Drop for Worker {

@@ -13,9 +13,16 @@ use crate::{WorkerConfig, WorkerError};
 /// Longest stderr line logged as one event; longer output is logged in pieces.
 const MAX_STDERR_LINE: u64 = 16 * 1024;
 
-pub(crate) fn spawn(
-    config: &WorkerConfig,
-) -> Result<(Child, u32, ChildStdin, ChildStdout), WorkerError> {
+/// The started process, its pipes, and the task logging its stderr.
+pub(crate) struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    pub stdin: ChildStdin,
+    pub stdout: ChildStdout,
+    pub stderr_logger: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) fn spawn(config: &WorkerConfig) -> Result<Spawned, WorkerError> {
     let mut cmd = Command::new(&config.php_binary);
     // -q: php-cgi must not print CGI headers on stdout. php (cli) ignores it.
     cmd.arg("-q");
@@ -55,8 +62,14 @@ pub(crate) fn spawn(
             "worker pipes were not created".into(),
         ));
     };
-    tokio::spawn(log_stderr(pid, stderr));
-    Ok((child, pid, stdin, stdout))
+    let stderr_logger = tokio::spawn(log_stderr(pid, stderr));
+    Ok(Spawned {
+        child,
+        pid,
+        stdin,
+        stdout,
+        stderr_logger,
+    })
 }
 
 /// Makes the kernel SIGKILL the worker when the host dies, even by `kill -9`, and with
