@@ -207,3 +207,193 @@ async fn sqlite_rows_types_and_errors_match_pdo() {
     )
     .await;
 }
+
+/// The value of the Prometheus sample `name` whose labels include all of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (labels_text, value) = match rest.strip_prefix('{') {
+            Some(rest) => rest.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        labels
+            .iter()
+            .all(|(k, v)| labels_text.contains(&format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// `/metrics` shows each database pool (connections in use, idle, the limit), acquire waits,
+/// calls by outcome and SQLSTATE class, where queries ran, open transactions, and host calls
+/// by function and outcome with their durations; `zeno workers` shows the pools.
+#[tokio::test]
+async fn database_and_host_call_metrics() {
+    let server = Server::worker(&fixture("db.php"))
+        .args(["--workers", "2", "--admin", "127.0.0.1:0", "--db"])
+        .arg(format!("default={}", pg_url()))
+        .start();
+    let admin = server.admin_addr();
+    let t = format!("zmetrics_{}", std::process::id());
+    assert_eq!(get(&server, &format!("/setup?t={t}")).await.0, 200);
+    assert_eq!(get(&server, &format!("/insert?t={t}&v=a")).await.0, 200);
+    // One insert succeeds, the second is a unique violation (SQLSTATE 23505).
+    assert_eq!(get(&server, &format!("/dup?t={t}&v=b")).await.0, 200);
+    // A missing table: 42P01.
+    assert_eq!(get(&server, "/count?t=zmetrics_missing").await.0, 500);
+    // Functions PHP makes up all count under one label.
+    for name in ["no_such_function", "another_made_up_name"] {
+        let (status, body) = get(&server, &format!("/call?fn={name}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["success"], false);
+    }
+    // A transaction held open by a request still running.
+    let hang = tokio::spawn({
+        let url = server.url(&format!("/tx-hang?t={t}&v=c"));
+        async move { client().get(url).send().await }
+    });
+    let scrape = || async {
+        client()
+            .get(format!("http://{admin}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = scrape().await;
+        if sample(&metrics, "zeno_db_transactions_open", &[("db", "default")]) == Some(1.0) {
+            break metrics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no open transaction shown:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let db = [("db", "default")];
+    let ok = sample(
+        &metrics,
+        "zeno_db_calls_total",
+        &[
+            ("db", "default"),
+            ("function", "db_query"),
+            ("outcome", "ok"),
+        ],
+    );
+    assert!(ok >= Some(3.0), "{ok:?}\n{metrics}");
+    for class in ["23", "42"] {
+        assert_eq!(
+            sample(
+                &metrics,
+                "zeno_db_calls_total",
+                &[
+                    ("function", "db_query"),
+                    ("outcome", "db"),
+                    ("sqlstate_class", class)
+                ],
+            ),
+            Some(1.0),
+            "class {class}:\n{metrics}"
+        );
+    }
+    assert!(
+        sample(
+            &metrics,
+            "zeno_db_routed_total",
+            &[("db", "default"), ("target", "primary")]
+        ) >= Some(4.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "zeno_db_routed_total",
+            &[("db", "default"), ("target", "transaction")]
+        ) >= Some(1.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "zeno_db_acquire_seconds_count",
+            &[("db", "default"), ("role", "primary")]
+        ) >= Some(4.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "zeno_db_connections_max",
+            &[("db", "default"), ("role", "primary")]
+        ),
+        Some(10.0)
+    );
+    let in_use = sample(
+        &metrics,
+        "zeno_db_connections",
+        &[("db", "default"), ("state", "in_use")],
+    );
+    assert!(
+        in_use >= Some(1.0),
+        "the open transaction holds one: {in_use:?}"
+    );
+    assert!(sample(
+        &metrics,
+        "zeno_db_connections",
+        &[("db", "default"), ("state", "idle")]
+    )
+    .is_some());
+    assert!(
+        sample(
+            &metrics,
+            "zeno_host_calls_total",
+            &[("function", "db_query"), ("outcome", "ok")]
+        ) >= Some(3.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "zeno_host_calls_total",
+            &[("function", "db_query"), ("outcome", "db")]
+        ) >= Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "zeno_host_calls_total",
+            &[("function", "unknown"), ("outcome", "unknown_function")]
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("no_such_function"),
+        "a made-up name became a label"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "zeno_host_call_duration_seconds_count",
+            &[("function", "db_exec")]
+        ) >= Some(2.0)
+    );
+    assert!(sample(&metrics, "zeno_db_transactions_open", &db) == Some(1.0));
+
+    // `zeno workers` prints the pools.
+    let out = std::process::Command::new(zeno_e2e::zeno_bin())
+        .args(["workers", "--admin", &admin])
+        .output()
+        .expect("zeno workers");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let row = text
+        .lines()
+        .skip_while(|line| !line.starts_with("database pools:"))
+        .find(|line| line.starts_with("default"))
+        .unwrap_or_else(|| panic!("no pool row:\n{text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "primary", "{row}");
+    assert_eq!(cells[4], "10", "max: {row}");
+    assert_eq!(cells[5], "1", "open transactions: {row}");
+    hang.abort();
+}

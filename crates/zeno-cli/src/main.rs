@@ -430,6 +430,20 @@ fn metrics_renderer(host: Arc<zeno_host::Host>) -> anyhow::Result<zeno_http::Met
             let count = tasks.iter().filter(|w| w.state.as_str() == state).count();
             metrics::gauge!("zeno_task_workers", "state" => state).set(count as f64);
         }
+        for pool in host.database_pools() {
+            let (db, role) = (pool.db, pool.role);
+            let idle = pool.idle as f64;
+            let open = f64::from(pool.open);
+            metrics::gauge!("zeno_db_connections", "db" => db.clone(), "role" => role, "state" => "in_use")
+                .set((open - idle).max(0.0));
+            metrics::gauge!("zeno_db_connections", "db" => db.clone(), "role" => role, "state" => "idle")
+                .set(idle);
+            metrics::gauge!("zeno_db_connections_max", "db" => db, "role" => role)
+                .set(f64::from(pool.max));
+        }
+        for (db, open) in host.open_transactions().unwrap_or_default() {
+            metrics::gauge!("zeno_db_transactions_open", "db" => db).set(open as f64);
+        }
         for worker in &workers {
             metrics::gauge!("zeno_worker_rss_bytes", "slot" => worker.slot.to_string())
                 .set(worker.rss_bytes.unwrap_or(0) as f64);

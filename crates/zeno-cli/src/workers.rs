@@ -23,6 +23,34 @@ pub fn print(admin: &str, json: bool) -> anyhow::Result<()> {
         println!("task workers:");
         print_table(&value["tasks"]);
     }
+    if let Some(pools) = value["databases"].as_array().filter(|p| !p.is_empty()) {
+        println!("database pools:");
+        println!(
+            "{:<16}  {:<8}  {:>6}  {:>6}  {:>6}  {:>12}",
+            "DB", "ROLE", "IN USE", "IDLE", "MAX", "TRANSACTIONS"
+        );
+        for pool in pools {
+            let db = pool["db"].as_str().unwrap_or("?");
+            let open = pool["open"].as_u64().unwrap_or(0);
+            let idle = pool["idle"].as_u64().unwrap_or(0);
+            let transactions = if pool["role"] == "primary" {
+                value["transactions"][db]
+                    .as_u64()
+                    .map_or("-".to_owned(), |n| n.to_string())
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<16}  {:<8}  {:>6}  {:>6}  {:>6}  {:>12}",
+                db,
+                pool["role"].as_str().unwrap_or("?"),
+                open.saturating_sub(idle),
+                idle,
+                pool["max"].as_u64().unwrap_or(0),
+                transactions,
+            );
+        }
+    }
     println!(
         "{} live worker(s){}",
         value["live"].as_u64().unwrap_or(0),

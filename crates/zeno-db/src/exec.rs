@@ -320,11 +320,7 @@ fn pool_error(conn: &Connection, pool: &AnyPool, err: sqlx::Error) -> DbError {
     if !matches!(err, sqlx::Error::PoolTimedOut) {
         return error(conn, err);
     }
-    let (size, idle) = match pool {
-        AnyPool::Pg(p) => p.counts(),
-        AnyPool::My(p) => p.counts(),
-        AnyPool::Lite(p) => p.counts(),
-    };
+    let (size, idle) = pool.counts();
     let max = conn.config.max_connections;
     if size >= max && idle == 0 {
         DbError::PoolExhausted(format!(

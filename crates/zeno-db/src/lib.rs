@@ -276,6 +276,17 @@ pub(crate) enum AnyPool {
     Lite(Warm<sqlx::Sqlite>),
 }
 
+impl AnyPool {
+    /// Connections open, and of those idle.
+    fn counts(&self) -> (u32, usize) {
+        match self {
+            AnyPool::Pg(p) => p.counts(),
+            AnyPool::My(p) => p.counts(),
+            AnyPool::Lite(p) => p.counts(),
+        }
+    }
+}
+
 /// A transaction pinned to a request.
 pub(crate) enum AnyTx {
     Pg(Transaction<'static, sqlx::Postgres>),
@@ -332,6 +343,27 @@ impl std::fmt::Debug for Databases {
     }
 }
 
+/// Counts a query by where it ran: `primary`, `replica` or the request's `transaction`.
+fn routed(db: &str, target: &'static str) {
+    metrics::counter!("zeno_db_routed_total", "db" => db.to_owned(), "target" => target)
+        .increment(1);
+}
+
+/// One pool's connections, for metrics and `/workers`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PoolStats {
+    /// The connection's name (`default`).
+    pub db: String,
+    /// `primary`, or `replica` for a read replica (one entry per replica URL).
+    pub role: &'static str,
+    /// Connections open.
+    pub open: u32,
+    /// Of those, idle (in the pool or kept by the host between queries).
+    pub idle: usize,
+    /// `max_connections`.
+    pub max: u32,
+}
+
 /// The `sql` parameter of a `db_*` call.
 fn sql_param<'a>(params: &'a Value, function: &str) -> Result<&'a str, DbError> {
     params
@@ -362,7 +394,7 @@ impl Databases {
         let mut connections = BTreeMap::new();
         for (name, config) in configs {
             let backend = Backend::of(&config.url)?;
-            let write = open_pool(&config.url, &config)?;
+            let write = open_pool(&name, "primary", &config.url, &config)?;
             let reads = config
                 .read
                 .iter()
@@ -373,7 +405,7 @@ impl Databases {
                             redact(url)
                         )));
                     }
-                    open_pool(url, &config)
+                    open_pool(&name, "replica", url, &config)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             tracing::info!(connection = %name, backend = backend.as_str(), url = %redact(&config.url), replicas = reads.len(), "database connection configured");
@@ -416,8 +448,78 @@ impl Databases {
             .ok_or_else(|| DbError::UnknownConnection(name.to_owned()))
     }
 
+    /// Every pool's connections: open, idle, the limit.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        let mut stats = Vec::new();
+        for conn in self.connections.values() {
+            let pools = std::iter::once(("primary", &conn.write))
+                .chain(conn.reads.iter().map(|pool| ("replica", pool)));
+            for (role, pool) in pools {
+                let (open, idle) = pool.counts();
+                stats.push(PoolStats {
+                    db: conn.name.clone(),
+                    role,
+                    open,
+                    idle,
+                    max: conn.config.max_connections,
+                });
+            }
+        }
+        stats
+    }
+
+    /// Transactions open now, by connection name; `None` when the request table is busy (a
+    /// caller that cannot wait, such as a metrics scrape, skips this one).
+    pub fn open_transactions(&self) -> Option<BTreeMap<String, usize>> {
+        let requests = self.requests.try_lock().ok()?;
+        let mut open: BTreeMap<String, usize> = self
+            .connections
+            .keys()
+            .map(|name| (name.clone(), 0))
+            .collect();
+        for state in requests.values() {
+            for name in state.transactions.keys() {
+                *open.entry(name.clone()).or_default() += 1;
+            }
+        }
+        Some(open)
+    }
+
     /// Runs one of the host functions for `request` (empty outside a request).
     pub async fn call(
+        &self,
+        function: DbFunction,
+        request: &str,
+        params: &Value,
+    ) -> Result<Value, DbError> {
+        let result = self.run(function, request, params).await;
+        if function != DbFunction::Connections {
+            // Only configured names become a label: PHP chooses the connection.
+            let db = match params.get("connection") {
+                None | Some(Value::Null) => "default",
+                Some(Value::String(name)) if self.connections.contains_key(name) => name,
+                Some(_) => "unknown",
+            };
+            let (outcome, class) = match &result {
+                Ok(_) => ("ok", String::new()),
+                Err(DbError::Database { sqlstate, .. }) => {
+                    ("db", sqlstate.get(..2).unwrap_or("").to_owned())
+                }
+                Err(err) => (err.kind(), String::new()),
+            };
+            metrics::counter!(
+                "zeno_db_calls_total",
+                "db" => db.to_owned(),
+                "function" => function.name(),
+                "outcome" => outcome,
+                "sqlstate_class" => class
+            )
+            .increment(1);
+        }
+        result
+    }
+
+    async fn run(
         &self,
         function: DbFunction,
         request: &str,
@@ -466,6 +568,7 @@ impl Databases {
         let state = requests.entry(request.to_owned()).or_default();
         if let Some(mut tx) = state.transactions.remove(&conn.name) {
             drop(requests);
+            routed(&conn.name, "transaction");
             let result = exec::query_tx(&conn, &mut tx, sql, binds).await;
             self.put_tx(request, &conn.name, tx).await;
             return result.map(QueryOutput::into_json);
@@ -481,8 +584,10 @@ impl Databases {
         drop(requests);
         let pool = if use_replica {
             let i = conn.next_read.fetch_add(1, Ordering::Relaxed) % conn.reads.len();
+            routed(&conn.name, "replica");
             &conn.reads[i]
         } else {
+            routed(&conn.name, "primary");
             &conn.write
         };
         exec::query_pool(&conn, pool, sql, binds)
@@ -617,7 +722,13 @@ fn is_read_only(sql: &str) -> bool {
     }
 }
 
-fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
+fn open_pool(
+    name: &str,
+    role: &'static str,
+    url: &str,
+    config: &ConnectionConfig,
+) -> Result<AnyPool, DbError> {
+    let label = (name.to_owned(), role);
     let bad =
         |e: sqlx::Error| DbError::Config(format!("invalid database URL {}: {e}", redact(url)));
     let statement_timeout_ms = config.statement_timeout.as_millis();
@@ -631,6 +742,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                     options.options([("statement_timeout", statement_timeout_ms.to_string())]);
             }
             AnyPool::Pg(Warm::new(
+                label,
                 PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .min_connections(config.min_connections)
@@ -667,7 +779,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                     })
                 });
             }
-            AnyPool::My(Warm::new(pool.connect_lazy_with(options)))
+            AnyPool::My(Warm::new(label, pool.connect_lazy_with(options)))
         }
         Backend::Sqlite => {
             let options: SqliteConnectOptions = url.parse().map_err(bad)?;
@@ -675,6 +787,7 @@ fn open_pool(url: &str, config: &ConnectionConfig) -> Result<AnyPool, DbError> {
                 .create_if_missing(true)
                 .busy_timeout(config.acquire_timeout);
             AnyPool::Lite(Warm::new(
+                label,
                 SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .min_connections(config.min_connections)

@@ -33,6 +33,8 @@ pub(crate) const RETURN_AFTER: Duration = Duration::from_secs(10);
 /// A sqlx pool and the connections kept out of it.
 #[derive(Debug)]
 pub(crate) struct Warm<DB: Database> {
+    /// The connection's name and the pool's role (`primary`, `replica`), for metrics.
+    label: (String, &'static str),
     pool: Pool<DB>,
     state: Mutex<State<DB>>,
 }
@@ -64,8 +66,9 @@ pub(crate) struct Lease<'a, DB: Database> {
 }
 
 impl<DB: Database> Warm<DB> {
-    pub(crate) fn new(pool: Pool<DB>) -> Self {
+    pub(crate) fn new(label: (String, &'static str), pool: Pool<DB>) -> Self {
         Warm {
+            label,
             pool,
             state: Mutex::new(State {
                 kept: Vec::new(),
@@ -113,6 +116,18 @@ impl<DB: Database> Warm<DB> {
     /// The most recently used kept connection (tested first if it sat idle), or one from
     /// sqlx's pool.
     pub(crate) async fn acquire(&self) -> Result<Lease<'_, DB>, sqlx::Error> {
+        let started = Instant::now();
+        let lease = self.lease().await;
+        metrics::histogram!(
+            "zeno_db_acquire_seconds",
+            "db" => self.label.0.clone(),
+            "role" => self.label.1
+        )
+        .record(started.elapsed().as_secs_f64());
+        lease
+    }
+
+    async fn lease(&self) -> Result<Lease<'_, DB>, sqlx::Error> {
         loop {
             let kept = {
                 let mut state = self.lock();

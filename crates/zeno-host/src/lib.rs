@@ -39,7 +39,7 @@ pub use zeno_worker::Credentials;
 
 pub use functions::{CallContext, CallError, CallFuture, Registry};
 pub use settings::{TasksConfig, WorkersConfig, DEFAULT_ENV_ALLOWLIST};
-pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction};
+pub use zeno_db::{Backend, ConnectionConfig, Databases, DbError, DbFunction, PoolStats};
 pub use zeno_pool::{PoolError, Reply, WorkerInfo, WorkerState};
 pub use zeno_protocol::{Body, HeaderMap, Response};
 pub use zeno_worker::BodyStream;
@@ -405,6 +405,7 @@ impl HostBuilder {
             next_id: AtomicU64::new(1),
             _runtime: runtime,
             app: self.app,
+            databases: self.databases,
         })
     }
 }
@@ -500,10 +501,28 @@ impl HostCalls for RegistryCalls {
                     .unwrap_or_default(),
                 pid: origin.pid,
             };
+            let started = std::time::Instant::now();
             let result = match ctx.function.as_str() {
                 "tasks_run" | "tasks_defer" => self.call_tasks(&ctx, &call.parameters).await,
                 _ => self.registry.call(ctx.clone(), call.parameters).await,
             };
+            // PHP names the function: only registered names become a label, so hostile
+            // code cannot grow the metrics without bound.
+            let function = if self.registry.contains(&ctx.function)
+                || matches!(ctx.function.as_str(), "tasks_run" | "tasks_defer")
+            {
+                ctx.function.clone()
+            } else {
+                "unknown".to_owned()
+            };
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(err) => err.kind.clone(),
+            };
+            metrics::histogram!("zeno_host_call_duration_seconds", "function" => function.clone())
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("zeno_host_calls_total", "function" => function, "outcome" => outcome)
+                .increment(1);
             match result {
                 Ok(data) => HostResult::ok(call.id, data),
                 Err(err) => {
@@ -629,6 +648,7 @@ pub struct Host {
     next_id: AtomicU64,
     _runtime: runtime::RuntimeDir,
     app: String,
+    databases: Option<Arc<zeno_db::Databases>>,
 }
 
 impl Host {
@@ -746,6 +766,21 @@ impl Host {
                 .await?)
         });
         futures_util::future::join_all(runs).await
+    }
+
+    /// Every database pool's connections (empty without databases).
+    pub fn database_pools(&self) -> Vec<zeno_db::PoolStats> {
+        self.databases
+            .as_ref()
+            .map(|db| db.pool_stats())
+            .unwrap_or_default()
+    }
+
+    /// Transactions open now, by database; `None` when that cannot be read without waiting.
+    pub fn open_transactions(&self) -> Option<std::collections::BTreeMap<String, usize>> {
+        self.databases
+            .as_ref()
+            .and_then(|db| db.open_transactions())
     }
 
     /// A snapshot of every task worker (empty without a task pool).

@@ -380,6 +380,8 @@ fn admin(
                 "draining": draining,
                 "workers": host.workers(),
                 "tasks": host.task_workers(),
+                "databases": host.database_pools(),
+                "transactions": host.open_transactions(),
             }),
         ),
         (&http::Method::POST, "/reload") => {
