@@ -2,7 +2,7 @@
 //! real binary and real PHP.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -621,4 +621,92 @@ async fn shutdown_is_bounded_when_a_request_never_finishes() {
     if let Ok(status) = answer {
         assert!(status >= 500, "a killed request cannot succeed: {status}");
     }
+}
+
+/// The pids of the HTTP workers, from the admin listener's `/workers`.
+async fn worker_pids(admin: &str) -> Vec<u64> {
+    let workers: Value = admin_get(admin, "/workers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    workers["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["pid"].as_u64())
+        .collect()
+}
+
+/// `zeno serve --watch`: a changed PHP file of the app reloads every worker (rolling, no
+/// request fails); a PHP file under `storage/` and a file that is not PHP do not.
+#[tokio::test]
+async fn watch_reloads_the_workers_when_php_files_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handler = dir.path().join("handler.php");
+    std::fs::copy(fixture("dump.php"), &handler).expect("copy");
+    std::fs::create_dir(dir.path().join("storage")).expect("mkdir");
+    let server = Server::worker(&handler)
+        .args(["--workers", "2", "--watch", "--admin", "127.0.0.1:0"])
+        .start();
+    assert!(server
+        .wait_for_log("watching PHP files", Duration::from_secs(5))
+        .is_some());
+    let admin = server.admin_addr();
+    let before = worker_pids(&admin).await;
+    assert_eq!(before.len(), 2);
+
+    std::fs::write(dir.path().join("storage/compiled.php"), "<?php // a cache").expect("write");
+    std::fs::write(dir.path().join("notes.txt"), "not PHP").expect("write");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        worker_pids(&admin).await,
+        before,
+        "reloaded for a file that does not count"
+    );
+    assert_eq!(server.count_log("PHP files changed"), 0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let load = tokio::spawn({
+        let (url, stop, failed) = (server.url("/"), stop.clone(), failed.clone());
+        async move {
+            let client = client();
+            while !stop.load(Ordering::SeqCst) {
+                match client.get(&url).send().await {
+                    Ok(response) if response.status() == 200 => {}
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        }
+    });
+    let mut code = std::fs::read_to_string(&handler).expect("read");
+    code.push_str("\n// edited\n");
+    std::fs::write(&handler, code).expect("write");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = worker_pids(&admin).await;
+        if now.len() == 2 && now.iter().all(|pid| !before.contains(pid)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "workers not replaced: {before:?} -> {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.await.expect("load");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed during the reload"
+    );
+    assert_eq!(
+        server.count_log("PHP files changed"),
+        1,
+        "one reload for one save"
+    );
 }

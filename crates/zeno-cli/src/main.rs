@@ -3,6 +3,7 @@
 
 mod config;
 mod security;
+mod watch;
 mod workers;
 
 use std::io::IsTerminal as _;
@@ -124,6 +125,10 @@ struct ServeArgs {
     /// Threads of the host's async runtime (0: one per four CPUs, at least one).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Reload the workers (rolling, as POST /reload) when the app's PHP files change; for
+    /// development. storage/, vendor/ and node_modules/ are ignored.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -157,12 +162,13 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             let config_file = args.config.clone();
+            let watch = args.watch;
             let (config, exposed) = resolve(*args)?;
             init_tracing(&config.log)?;
             start_hardened(&exposed);
             let runtime = config.runtime.build()?;
             tracing::debug!(threads = config.runtime.resolved_threads(), "async runtime");
-            runtime.block_on(serve(config, config_file))
+            runtime.block_on(serve(config, config_file, watch))
         }
     }
 }
@@ -275,7 +281,7 @@ fn init_tracing(log: &config::LogConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(config: Config, config_file: Option<PathBuf>, watch: bool) -> anyhow::Result<()> {
     let (base, target, static_dir) = match (&config.workers.laravel, &config.workers.handler) {
         (Some(app), _) => (
             zeno_host::HostBuilder::laravel(app),
@@ -321,6 +327,18 @@ async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<(
         ));
     }
     tokio::spawn(watch_signals(draining.clone(), host.clone()));
+    if watch {
+        let root = if target.is_dir() {
+            target.clone()
+        } else {
+            target
+                .parent()
+                .filter(|dir| !dir.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from)
+        };
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        watch::spawn(root, host.clone(), draining.clone())?;
+    }
     let http = zeno_http::HttpConfig {
         static_dir,
         ..config.server.clone()
