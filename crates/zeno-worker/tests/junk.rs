@@ -4,20 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use zeno_protocol::{HostCall, HostResult, Request, RequestKind};
-use zeno_worker::{CallOrigin, HostCalls, Worker, WorkerConfig, WorkerError};
+mod common;
 
-struct NoCalls;
-
-impl HostCalls for NoCalls {
-    fn call<'a>(
-        &'a self,
-        call: HostCall,
-        _origin: CallOrigin<'a>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostResult> + Send + 'a>> {
-        Box::pin(async move { HostResult::err(call.id, "unknown_function", "none") })
-    }
-}
+use common::NoCalls;
+use zeno_protocol::{Request, RequestKind};
+use zeno_worker::{Worker, WorkerConfig, WorkerError};
 
 fn config(mode: &str, seed: u32) -> WorkerConfig {
     WorkerConfig {

@@ -4,23 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use zeno_protocol::{HostCall, HostResult};
-use zeno_worker::{CallOrigin, HostCalls, Worker, WorkerConfig};
+mod common;
+
+use common::NoCalls;
+use zeno_worker::{Worker, WorkerConfig};
 
 const SCHED_OTHER: i32 = 0;
 const SCHED_BATCH: i32 = 3;
-
-struct NoCalls;
-
-impl HostCalls for NoCalls {
-    fn call<'a>(
-        &'a self,
-        call: HostCall,
-        _origin: CallOrigin<'a>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = HostResult> + Send + 'a>> {
-        Box::pin(async move { HostResult::err(call.id, "unknown_function", "none") })
-    }
-}
 
 /// The scheduling policy of `pid`: field 41 of `/proc/<pid>/stat`.
 fn policy(pid: u32) -> i32 {
