@@ -480,10 +480,16 @@ async fn reads_go_to_the_replica_unless_written_with_sticky_or_in_a_transaction(
         )
         .await;
     }
+    // Counted from here: where each query of this test ran.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
     let mut config = ConnectionConfig::new(pg_url());
     config.read = vec![replica_url];
     config.sticky = true;
     let db = dbs_with(config);
+    let roles: Vec<&str> = db.pool_stats().iter().map(|pool| pool.role).collect();
+    assert_eq!(roles, ["primary", "replica"]);
     let read = format!("select who from {t}");
     assert_eq!(
         q(&db, "a", &read, json!([])).await["rows"][0]["who"],
@@ -517,7 +523,32 @@ async fn reads_go_to_the_replica_unless_written_with_sticky_or_in_a_transaction(
         q(&db, "d", &read, json!([])).await["rows"][0]["who"],
         "primary"
     );
+    assert_eq!(db.open_transactions().expect("not busy")["default"], 1);
     db.end_request("d").await;
+    assert_eq!(db.open_transactions().expect("not busy")["default"], 0);
+    let mut routed: Vec<(String, u64)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "zeno_db_routed_total")
+        .filter_map(|(key, _, _, value)| match value {
+            metrics_util::debugging::DebugValue::Counter(n) => key
+                .key()
+                .labels()
+                .find(|label| label.key() == "target")
+                .map(|label| (label.value().to_owned(), n)),
+            _ => None,
+        })
+        .collect();
+    routed.sort();
+    assert_eq!(
+        routed,
+        [
+            ("primary".to_owned(), 3),
+            ("replica".to_owned(), 2),
+            ("transaction".to_owned(), 1)
+        ]
+    );
     for r in ["a", "b", "c"] {
         db.end_request(r).await;
     }
