@@ -986,3 +986,85 @@ async fn x_sendfile_cannot_be_claimed_by_a_client_or_leave_its_directories() {
         .wait_for_log("outside server.sendfile_dirs", Duration::from_secs(5))
         .is_some());
 }
+
+/// Whether process `pid` has a handler for SIGCONT (signal 18: bit 17 of `SigCgt`), which
+/// Laravel's queue worker installs with its SIGTERM handler when its loop starts (php-cgi
+/// catches SIGTERM itself from the start, so that bit says nothing).
+fn runs_queue_loop(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("SigCgt:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << 17) != 0)
+}
+
+/// `zeno artisan APP -- queue:work` under systemd: SIGTERM reaches the command (Laravel's
+/// worker, with pcntl, finishes its job and leaves its loop), which exits 0, and no PHP is
+/// left; without the forwarding the host died of the signal and took the job with it.
+#[test]
+fn artisan_passes_sigterm_on_to_the_command() {
+    let app = LaravelApp::copy("artisan-signal");
+    let db = format!("default=sqlite://{}/worker.sqlite", app.dir.display());
+    let mut child = Command::new(zeno_e2e::zeno_bin())
+        .arg("artisan")
+        .arg(&app.dir)
+        .args(["--db", &db, "--", "queue:work", "--sleep=1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("zeno artisan");
+    // Killed if the test fails before it exits.
+    struct Reap(Option<u32>);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if let Some(Ok(pid)) = self.0.map(i32::try_from) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+    let mut reap = Reap(Some(child.id()));
+    // The worker is in queue:work's loop once Laravel installed its signal handlers.
+    let pid = child.id();
+    let worker = || -> Option<u32> {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().find_map(|p| p.parse().ok())
+    };
+    let listening = zeno_e2e::wait_until(Duration::from_secs(30), || {
+        worker().is_some_and(runs_queue_loop)
+    });
+    assert!(listening, "queue:work never installed its SIGTERM handler");
+    let php = worker().expect("worker pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            reap.0 = None;
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "zeno artisan did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("passed SIGTERM on"), "{stderr}");
+    assert!(
+        zeno_e2e::wait_until(Duration::from_secs(5), || !zeno_e2e::process_alive(php)),
+        "the PHP worker is gone"
+    );
+}

@@ -391,6 +391,8 @@ async fn artisan(
     argv: Vec<String>,
     timeout: std::time::Duration,
 ) -> anyhow::Result<i32> {
+    // Before the worker boots, so that a signal never finds the default action (death).
+    let mut signals = ArtisanSignals::install()?;
     let host = configure(
         &config,
         config_file.as_deref(),
@@ -398,11 +400,17 @@ async fn artisan(
     )?
     .workers(1)
     .exec_timeout(timeout)
-    .build()
-    .await
-    .with_context(|| format!("starting a worker for {}", app.display()))?;
+    .build();
+    let host = tokio::select! {
+        host = host => host.with_context(|| format!("starting a worker for {}", app.display()))?,
+        _ = signals.next() => {
+            // Nothing has run yet: nothing to finish.
+            tracing::warn!("signal while the worker booted: exiting");
+            std::process::exit(130);
+        }
+    };
     let task = serde_json::json!({ "argv": argv, "decorated": std::io::stdout().is_terminal() });
-    let result = host.dispatch(zeno_host::Dispatch::task(task)).await;
+    let result = run_forwarding_signals(&host, zeno_host::Dispatch::task(task), signals).await;
     host.shutdown().await;
     let response = result.context("running the artisan command")?;
     let body = response
@@ -470,6 +478,65 @@ fn metrics_renderer(host: Arc<zeno_host::Host>) -> anyhow::Result<zeno_http::Met
         }
         handle.render()
     }))
+}
+
+/// SIGTERM and SIGINT, as `zeno artisan` receives them.
+struct ArtisanSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ArtisanSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ArtisanSignals {
+            term: signal(SignalKind::terminate()).context("installing signal handlers")?,
+            int: signal(SignalKind::interrupt()).context("installing signal handlers")?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
+/// Runs the artisan command, passing the first SIGTERM or SIGINT on to it as SIGTERM — which
+/// `queue:work` (with pcntl, as php-cgi has) takes as "finish the current job, then exit" —
+/// and exiting at once on a second one (the kernel then kills the worker).
+async fn run_forwarding_signals(
+    host: &zeno_host::Host,
+    dispatch: zeno_host::Dispatch,
+    mut signals: ArtisanSignals,
+) -> Result<zeno_host::Response, zeno_host::HostError> {
+    let run = host.dispatch(dispatch);
+    tokio::pin!(run);
+    let mut forwarded = false;
+    loop {
+        tokio::select! {
+            result = &mut run => return result,
+            _ = signals.next() => {}
+        }
+        if forwarded {
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(130);
+        }
+        forwarded = true;
+        for pid in host.workers().iter().filter_map(|worker| worker.pid) {
+            let Ok(raw) = i32::try_from(pid) else {
+                continue;
+            };
+            // Already gone (ESRCH) is fine: the dispatch then ends on its own.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(raw),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        tracing::warn!("passed SIGTERM on to the artisan command; a second signal exits at once");
+    }
 }
 
 /// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once (the kernel then kills the
