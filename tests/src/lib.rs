@@ -333,6 +333,18 @@ impl Server {
             .to_owned()
     }
 
+    /// The admin listener's `/metrics` page (the server must run with `--admin 127.0.0.1:0`).
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.admin_addr()))
+            .send()
+            .await
+            .expect("admin /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// How many log lines contain `needle`.
     pub fn count_log(&self, needle: &str) -> usize {
         self.log().iter().filter(|l| l.contains(needle)).count()

@@ -177,7 +177,7 @@ async fn laravel_concurrency_runs_on_warm_task_workers() {
     assert_ne!(writer, caller, "not the request's worker");
     assert!(server_task_pids(&server).await.contains(&writer));
 
-    let metrics = metrics_of(&server).await;
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("zeno_task_workers{state=\"idle\"}"),
         "{metrics}"
@@ -213,18 +213,6 @@ async fn server_task_pids(server: &Server) -> Vec<u64> {
         .iter()
         .filter_map(|w| w["pid"].as_u64())
         .collect()
-}
-
-async fn metrics_of(server: &Server) -> String {
-    let admin = server.admin_addr();
-    client()
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .expect("admin")
-        .text()
-        .await
-        .expect("text")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +436,14 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
         server.get_json("/?case=nested").await,
         json!({"outer": {"a": "a", "b": "b"}})
     );
-    let marker = temp_path("deferred-task");
+    let (writer, caller) = deferred_task(&server, "deferred-task").await;
+    assert_ne!(writer, caller);
+}
+
+/// `?case=defer`: the pid of the worker that ran the deferred task (it writes it to a marker
+/// file after the response) and the pid of the caller.
+async fn deferred_task(server: &Server, tag: &str) -> (Option<u64>, Option<u64>) {
+    let marker = temp_path(tag);
     let deferred = server
         .get_json(&format!("/?case=defer&file={}", marker.display()))
         .await;
@@ -460,8 +455,8 @@ async fn plain_handlers_run_closures_with_zeno_concurrently() {
         .expect("marker")
         .parse()
         .expect("pid");
-    assert_ne!(Some(writer), deferred["caller"].as_u64());
     let _ = std::fs::remove_file(marker);
+    (Some(writer), deferred["caller"].as_u64())
 }
 
 #[tokio::test]
@@ -472,20 +467,8 @@ async fn without_a_task_pool_tasks_run_inline() {
     let basic = server.get_json("/?case=basic").await;
     assert_eq!(basic["results"]["pid"], basic["caller"]);
     // Deferred tasks run after the response, in the caller's worker.
-    let marker = temp_path("inline-deferred");
-    let deferred = server
-        .get_json(&format!("/?case=defer&file={}", marker.display()))
-        .await;
-    assert!(
-        wait_until(Duration::from_secs(10), || marker.exists()),
-        "the deferred task ran"
-    );
-    let writer: u64 = std::fs::read_to_string(&marker)
-        .expect("marker")
-        .parse()
-        .expect("pid");
-    assert_eq!(Some(writer), deferred["caller"].as_u64());
-    let _ = std::fs::remove_file(marker);
+    let (writer, caller) = deferred_task(&server, "inline-deferred").await;
+    assert_eq!(writer, caller);
     assert_eq!(
         server.get_json("/?case=fail").await,
         json!({"class": "DomainException", "message": "no such order", "code": 404})
