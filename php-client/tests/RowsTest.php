@@ -59,4 +59,19 @@ final class RowsTest extends TestCase
         $this->assertSame([['f' => $expected, 'n' => '1.50'], ['f' => null, 'n' => null]], Rows::asPdo($data, 'pgsql'));
         $this->assertSame($data['rows'], Rows::asPdo($data, 'mysql'));
     }
+
+    public function testInfinitiesBecomeFloatsWherePdoGivesFloats(): void
+    {
+        $data = [
+            'columns' => [['name' => 'f', 'type' => 'DOUBLE'], ['name' => 's', 'type' => 'TEXT']],
+            'rows' => [['f' => 'Infinity', 's' => 'Infinity'], ['f' => '-Infinity', 's' => 'NaN'], ['f' => 'NaN', 's' => null]],
+        ];
+        $rows = Rows::asPdo($data, 'mysql');
+        $this->assertSame(INF, $rows[0]['f']);
+        $this->assertSame(-INF, $rows[1]['f']);
+        $this->assertNan($rows[2]['f']);
+        $this->assertSame('Infinity', $rows[0]['s'], 'only float columns');
+        $pg = Rows::asPdo(['columns' => [['name' => 'f', 'type' => 'FLOAT8']], 'rows' => [['f' => 'Infinity']]], 'pgsql');
+        $this->assertSame(PHP_VERSION_ID < 80400 ? 'Infinity' : INF, $pg[0]['f']);
+    }
 }

@@ -69,12 +69,11 @@ final class ZenoProxyTest extends TestCase
         }
     }
 
-    public function testBinaryParametersAreRefusedNotCorrupted(): void
+    public function testBinaryTextIsRefusedNotCorrupted(): void
     {
-        $statement = (new ZenoPdo('default', 'mysql'))->prepare('insert into t values (?)');
-        $statement->bindValue(1, "\xff\x00\xfe");
+        $this->assertSame(['$binary' => 'AP8Q'], ZenoPdo::binary("\x00\xff\x10"));
         $this->expectException(ZenoPdoException::class);
-        $this->expectExceptionMessage('binary');
-        $statement->execute();
+        $this->expectExceptionMessage('not UTF-8');
+        (new ZenoPdo('default', 'mysql'))->prepare("insert into t values ('\xff')")->execute();
     }
 }

@@ -385,3 +385,59 @@ async fn database_and_host_call_metrics() {
     assert_eq!(cells[5], "1", "open transactions: {row}");
     hang.abort();
 }
+
+/// A column of every type the backend has, read and written through PDO and through the host
+/// in one worker: every value identical in value and PHP type.
+async fn every_type_as_pdo(dsn: &str, user: &str, pass: &str, url: &str) {
+    let server = Server::worker(&fixture("pdo-types.php"))
+        .args(["--workers", "1", "--db"])
+        .arg(format!("default={url}"))
+        .env("ZENO_WORKERS__ENV__PDO_DSN", dsn)
+        .env("ZENO_WORKERS__ENV__PDO_USER", user)
+        .env("ZENO_WORKERS__ENV__PDO_PASS", pass)
+        .start();
+    let (status, report) = get(&server, "/").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["queries"], 3, "{report:#}");
+    assert!(report["values"].as_u64() > Some(5), "{report}");
+    assert_eq!(
+        report["differences"],
+        serde_json::json!([]),
+        "{dsn}: {report:#}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_every_type_reads_and_writes_as_pdo() {
+    every_type_as_pdo(
+        "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test",
+        "zeno",
+        "zeno",
+        &pg_url(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mariadb_every_type_reads_and_writes_as_pdo() {
+    every_type_as_pdo(
+        "mysql:host=127.0.0.1;port=3306;dbname=zeno_test",
+        "zeno",
+        "zeno",
+        &my_url(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_every_type_reads_and_writes_as_pdo() {
+    let path = std::env::temp_dir().join(format!("zeno-types-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    every_type_as_pdo(
+        &format!("sqlite:{}", path.display()),
+        "",
+        "",
+        &format!("sqlite://{}", path.display()),
+    )
+    .await;
+}

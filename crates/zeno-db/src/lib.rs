@@ -9,6 +9,7 @@
 
 mod decode;
 mod exec;
+mod param;
 pub mod placeholders;
 mod warm;
 
@@ -229,6 +230,9 @@ pub enum DbError {
         sqlstate: String,
         /// The driver's own code (MySQL error number, SQLite result code).
         driver_code: Option<String>,
+        /// PostgreSQL's other fields: `detail`, `hint`, `schema`, `table`, `column`,
+        /// `datatype`, `constraint` (those the server sent).
+        fields: BTreeMap<&'static str, String>,
     },
     /// Every connection of the pool is busy and none freed up within the acquire timeout.
     #[error("{0}")]
@@ -261,8 +265,15 @@ impl DbError {
             DbError::Database {
                 sqlstate,
                 driver_code,
+                fields,
                 ..
-            } => json!({"sqlstate": sqlstate, "driver_code": driver_code}),
+            } => {
+                let mut info = json!({"sqlstate": sqlstate, "driver_code": driver_code});
+                for (key, value) in fields {
+                    info[*key] = Value::String(value.clone());
+                }
+                info
+            }
             _ => json!({}),
         }
     }
@@ -320,7 +331,36 @@ pub(crate) struct Connection {
     reads: Vec<AnyPool>,
     next_read: AtomicUsize,
     /// PostgreSQL: final SQL (placeholders numbered and cast) by the SQL PHP sent.
-    pub(crate) pg_sql: std::sync::Mutex<HashMap<String, Arc<str>>>,
+    pub(crate) pg_sql: std::sync::Mutex<HashMap<String, Arc<exec::PgPlan>>>,
+    /// When a statement last met a changed schema: transactions begun soon after start with
+    /// a fresh statement cache (see [`Connection::schema_changed`]).
+    schema_changed_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long after a schema change every transaction starts with a fresh statement cache: a
+/// migration touches the schema once, and each pooled connection is used within seconds
+/// under load; 60 s covers the slow ones at the cost of a re-prepare per statement.
+const SCHEMA_CHANGE_WINDOW: Duration = Duration::from_secs(60);
+
+impl Connection {
+    /// Records that a cached statement met a changed schema. A statement outside a
+    /// transaction is re-prepared and run again; one inside a transaction cannot be (the
+    /// transaction is aborted), so for a while transactions clear their connection's cached
+    /// statements first.
+    pub(crate) fn schema_changed(&self) {
+        if let Ok(mut at) = self.schema_changed_at.lock() {
+            *at = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether a transaction begun now should clear its connection's cached statements.
+    pub(crate) fn schema_recently_changed(&self) -> bool {
+        self.schema_changed_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < SCHEMA_CHANGE_WINDOW)
+    }
 }
 
 #[derive(Default)]
@@ -419,6 +459,7 @@ impl Databases {
                     reads,
                     next_read: AtomicUsize::new(0),
                     pg_sql: std::sync::Mutex::new(HashMap::new()),
+                    schema_changed_at: std::sync::Mutex::new(None),
                 }),
             );
         }
@@ -544,9 +585,9 @@ impl Databases {
     pub async fn query(&self, request: &str, params: &Value) -> Result<Value, DbError> {
         let conn = self.connection(params)?;
         let sql = sql_param(params, "db_query")?;
-        let binds: &[Value] = match params.get("params") {
-            None | Some(Value::Null) => &[],
-            Some(Value::Array(values)) => values,
+        let binds = match params.get("params") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(values)) => param::parse(values)?,
             Some(Value::Object(_)) => return Err(DbError::Invalid(
                 "named parameters are not supported: pass `params` as a list for ? placeholders"
                     .into(),
@@ -569,7 +610,7 @@ impl Databases {
         if let Some(mut tx) = state.transactions.remove(&conn.name) {
             drop(requests);
             routed(&conn.name, "transaction");
-            let result = exec::query_tx(&conn, &mut tx, sql, binds).await;
+            let result = exec::query_tx(&conn, &mut tx, sql, &binds).await;
             self.put_tx(request, &conn.name, tx).await;
             return result.map(QueryOutput::into_json);
         }
@@ -590,7 +631,7 @@ impl Databases {
             routed(&conn.name, "primary");
             &conn.write
         };
-        exec::query_pool(&conn, pool, sql, binds)
+        exec::query_pool(&conn, pool, sql, &binds)
             .await
             .map(QueryOutput::into_json)
     }

@@ -136,7 +136,8 @@ async fn postgres_types_match_pdo_pgsql() {
     )
     .await;
     assert_eq!(got["rows"][0], json!({"lit": "?", "has_a": true}));
-    // Types not decoded yet are null, never garbage; a cast to text gives the server's text.
+    // Types the host does not decode come back as the server prints them, as libpq gives
+    // them to pdo_pgsql — never null, never binary.
     let got = q(
         &db,
         "",
@@ -146,8 +147,30 @@ async fn postgres_types_match_pdo_pgsql() {
     .await;
     assert_eq!(
         got["rows"][0],
-        json!({"arr": null, "arr_text": "{1,2}", "iv": null})
+        json!({"arr": "{1,2}", "arr_text": "{1,2}", "iv": "1 day"})
     );
+    // Inside a transaction too, where printing runs under a savepoint: a value the server
+    // cannot take back fails the query clearly, and the transaction goes on.
+    db.begin("rp", &json!({})).await.expect("begin");
+    let got = q(
+        &db,
+        "rp",
+        "select '192.168.0.1'::inet as ip, row(1, 'a b', null::int) as r",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        got["rows"][0],
+        json!({"ip": "192.168.0.1", "r": "(1,\"a b\",)"})
+    );
+    let err = db
+        .query("rp", &json!({"sql": "select row(row(1)) as nested"}))
+        .await
+        .expect_err("a nested anonymous record has no binary input");
+    assert!(err.to_string().contains("could not print"), "{err}");
+    let got = q(&db, "rp", "select 1 as one", json!([])).await;
+    assert_eq!(got["rows"][0]["one"], 1, "the transaction is not aborted");
+    db.rollback("rp", &json!({})).await.expect("rollback");
     x(&db, "", &format!("drop table {t}")).await;
 }
 

@@ -12,6 +12,9 @@ namespace Zeno\Db;
  */
 final class Rows
 {
+    /** How the host sends the floats JSON cannot carry. */
+    private const SPECIAL_FLOATS = ['Infinity' => INF, '-Infinity' => -INF, 'NaN' => NAN];
+
     /**
      * @param array{rows: list<array<string, mixed>>, columns: list<array<string, mixed>>} $data
      * @param string $driver the backend: "pgsql", "mysql" or "sqlite"
@@ -21,6 +24,7 @@ final class Rows
     {
         $binary = [];
         $floatText = [];
+        $floats = [];
         foreach ($data['columns'] as $column) {
             $name = (string) $column['name'];
             if (!empty($column['binary'])) {
@@ -28,9 +32,12 @@ final class Rows
             }
             if ($driver === 'pgsql' && PHP_VERSION_ID < 80400 && in_array($column['type'], ['FLOAT4', 'FLOAT8'], true)) {
                 $floatText[] = $name;
+            } elseif (in_array($column['type'], ['FLOAT4', 'FLOAT8', 'FLOAT', 'DOUBLE', 'REAL'], true)) {
+                // JSON has no infinities or NaN: the host sends PostgreSQL's names for them.
+                $floats[] = $name;
             }
         }
-        if ($binary === [] && $floatText === []) {
+        if ($binary === [] && $floatText === [] && $floats === []) {
             return $data['rows'];
         }
         $rows = $data['rows'];
@@ -39,6 +46,12 @@ final class Rows
                 if (is_string($row[$name] ?? null)) {
                     $bytes = (string) base64_decode($row[$name], true);
                     $row[$name] = $driver === 'pgsql' ? self::stream($bytes) : $bytes;
+                }
+            }
+            foreach ($floats as $name) {
+                $value = $row[$name] ?? null;
+                if (is_string($value) && isset(self::SPECIAL_FLOATS[$value])) {
+                    $row[$name] = self::SPECIAL_FLOATS[$value];
                 }
             }
             foreach ($floatText as $name) {

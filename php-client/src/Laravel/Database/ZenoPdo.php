@@ -180,6 +180,16 @@ final class ZenoPdo extends PDO
         return $data;
     }
 
+    /**
+     * The host's form of a binary parameter (docs/database.md): bound as bytes, not text.
+     *
+     * @return array{'$binary': string}
+     */
+    public static function binary(string $bytes): array
+    {
+        return ['$binary' => base64_encode($bytes)];
+    }
+
     /** The backend: pgsql, mysql or sqlite. */
     public function driver(): string
     {
@@ -207,13 +217,18 @@ final class ZenoPdo extends PDO
     private function call(string $function, array $parameters): array
     {
         $parameters['connection'] = $this->connection;
-        foreach ([$parameters['sql'] ?? '', ...($parameters['params'] ?? [])] as $value) {
+        if (is_string($parameters['sql'] ?? null) && preg_match('//u', $parameters['sql']) !== 1) {
+            // JSON cannot carry these bytes, and SQL text is no place for them: bind them.
+            throw new ZenoPdoException(
+                'SQLSTATE[HY000]: General error: zeno_proxy cannot send SQL text that is not UTF-8; '
+                . 'bind binary values as parameters'
+            );
+        }
+        foreach ($parameters['params'] ?? [] as $i => $value) {
             if (is_string($value) && preg_match('//u', $value) !== 1) {
-                // JSON cannot carry these bytes; sending them replaced would corrupt data.
-                throw new ZenoPdoException(
-                    'SQLSTATE[HY000]: General error: zeno_proxy cannot send binary (non-UTF-8) SQL or '
-                    . 'parameters; encode them (base64, hex) or insert them with a database function'
-                );
+                // A binary string (a binary(16) UUID, a blob) travels as base64 and binds as
+                // bytes, as pdo_mysql and pdo_sqlite bind it.
+                $parameters['params'][$i] = self::binary($value);
             }
         }
         $result = Zeno::call($function, $parameters);

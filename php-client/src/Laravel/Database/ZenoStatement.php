@@ -37,7 +37,9 @@ final class ZenoStatement extends PDOStatement
             $value === null, $type === PDO::PARAM_NULL => null,
             $type === PDO::PARAM_BOOL => (bool) $value,
             $type === PDO::PARAM_INT && is_numeric($value) && (int) $value == $value => (int) $value,
-            is_resource($value) => (string) stream_get_contents($value),
+            // A LOB binds as bytes, whatever they are (pdo_pgsql sends bytea in binary).
+            is_resource($value) => ZenoPdo::binary((string) stream_get_contents($value)),
+            $type === PDO::PARAM_LOB && is_scalar($value) => ZenoPdo::binary((string) $value),
             default => $value,
         };
         return true;
