@@ -502,9 +502,36 @@ impl HostCalls for RegistryCalls {
                 pid: origin.pid,
             };
             let started = std::time::Instant::now();
-            let result = match ctx.function.as_str() {
-                "tasks_run" | "tasks_defer" => self.call_tasks(&ctx, &call.parameters).await,
-                _ => self.registry.call(ctx.clone(), call.parameters).await,
+            // A panicking host function (an embedder's, or a decoder meeting what it did not
+            // expect) must not take the worker slot polling this future with it: the call
+            // fails, the slot serves on.
+            let run = async {
+                match ctx.function.as_str() {
+                    "tasks_run" | "tasks_defer" => self.call_tasks(&ctx, &call.parameters).await,
+                    _ => self.registry.call(ctx.clone(), call.parameters).await,
+                }
+            };
+            let result = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+                run,
+            ))
+            .await
+            {
+                Ok(result) => result,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_owned());
+                    tracing::error!(request = %ctx.request_id, function = %ctx.function, panic = %what, "host function panicked; the call fails and the worker serves on");
+                    Err(functions::CallError::new(
+                        "internal",
+                        format!(
+                            "host function {:?} failed inside the host: {what}",
+                            ctx.function
+                        ),
+                    ))
+                }
             };
             // PHP names the function: only registered names become a label, so hostile
             // code cannot grow the metrics without bound.

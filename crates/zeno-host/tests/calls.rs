@@ -92,3 +92,53 @@ async fn a_call_sees_its_request_and_is_cancelled_when_the_request_ends() {
     assert!(!finished.load(Ordering::SeqCst), "and never finished");
     host.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_panicking_host_function_fails_its_call_and_the_worker_serves_on() {
+    let file = handler();
+    let host = HostBuilder::new(file.path())
+        .workers(1)
+        .task_workers(0)
+        .function("boom", |_ctx: CallContext, _params: Value| async move {
+            let values: Vec<u32> = Vec::new();
+            // An index out of bounds, as sqlx-sqlite's row decoding once panicked.
+            Ok(json!(values[usize::from(values.is_empty())]))
+        })
+        .function("fine", |_ctx: CallContext, _params: Value| async move {
+            Ok(json!("fine"))
+        })
+        .build()
+        .await
+        .expect("host");
+    let pid_before = host.workers()[0].pid;
+    for _ in 0..3 {
+        let response = host
+            .dispatch(Dispatch::task(json!({"function": "boom"})))
+            .await
+            .expect("the request is answered");
+        let body: Value =
+            serde_json::from_slice(&response.body.into_bytes().expect("body")).expect("json");
+        assert_eq!(body["success"], false, "{body}");
+        assert_eq!(body["error_info"]["kind"], "internal", "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("boom") && e.contains("index out of bounds")),
+            "{body}"
+        );
+        let response = host
+            .dispatch(Dispatch::task(json!({"function": "fine"})))
+            .await
+            .expect("the next request is served");
+        let body: Value =
+            serde_json::from_slice(&response.body.into_bytes().expect("body")).expect("json");
+        assert_eq!(body["data"], "fine", "{body}");
+    }
+    assert_eq!(host.live_workers(), 1);
+    assert_eq!(
+        host.workers()[0].pid,
+        pid_before,
+        "the same worker, not a replacement"
+    );
+    host.shutdown().await;
+}
