@@ -210,7 +210,8 @@ for backend in "${backends[@]}"; do
         ZENO_DB_DEFAULT="$url" RUST_LOG="${RUST_LOG:-warn}" \
             "$zeno" artisan "$app" -- conformance:phpunit "$dir/worker-native.json" >"$dir/worker-native.out" 2>"$dir/worker-native.log" || true
         tail -n 1 "$dir/worker-native.out" >&2
-        php "$here/compare.php" "$backend (control: native driver in a worker)" "$dir/native.jsonl" "$dir/worker-native.jsonl" "$dir/worker-native-failures.tsv" >&2
+        php "$here/compare.php" "$backend" "$dir/native.jsonl" "$dir/worker-native.jsonl" "$dir/worker-native-failures.tsv" \
+            "the native driver in a Zeno worker (control)" >&2
     fi
 
     summary+=("$(php "$here/compare.php" "$backend" "$dir/native.jsonl" "$dir/zeno.jsonl" "$dir/failures.tsv")")

@@ -2,11 +2,12 @@
 
 declare(strict_types=1);
 
-// php compare.php BACKEND NATIVE.jsonl ZENO.jsonl FAILURES.txt
+// php compare.php BACKEND NATIVE.jsonl ZENO.jsonl FAILURES.txt [LABEL]
 // Prints "<backend>: N of M natively passing tests pass under zeno_proxy" and writes the
 // tests that pass natively but not under zeno_proxy, and those that fail natively.
 
-[, $backend, $nativePath, $zenoPath, $out] = $argv + array_fill(0, 5, '');
+[, $backend, $nativePath, $zenoPath, $out, $label] = $argv + array_fill(0, 6, '');
+$label = $label !== '' ? $label : 'zeno_proxy';
 
 /** @return array{0: array<string, array<string, mixed>>, 1: ?string} results by test, and a test that started but never ended */
 function load(string $path): array
@@ -46,10 +47,10 @@ foreach ($passing as $test) {
         continue;
     }
     $failing[$test] = $z ?? ['status' => 'not-run', 'message' => $zenoOpen !== null
-        ? "the zeno_proxy run ended during {$zenoOpen}" : 'not run under zeno_proxy'];
+        ? "the {$label} run ended during {$zenoOpen}" : "not run under {$label}"];
 }
 
-$lines = ["# {$backend}: natively passing tests that do not pass under zeno_proxy", "# test\tstatus\texception\tfirst line of the error\twhere"];
+$lines = ["# {$backend}: natively passing tests that do not pass under {$label}", "# test\tstatus\texception\tfirst line of the error\twhere"];
 foreach ($failing as $test => $r) {
     $lines[] = implode("\t", [$test, $r['status'], $r['exception'] ?? '', firstLine($r), $r['where'] ?? '']);
 }
@@ -65,4 +66,4 @@ if ($nativeOpen !== null) {
 }
 file_put_contents($out, implode("\n", $lines) . "\n");
 
-printf("%s: %d of %d natively passing tests pass under zeno_proxy\n", $backend, count($passing) - count($failing), count($passing));
+printf("%s: %d of %d natively passing tests pass under %s\n", $backend, count($passing) - count($failing), count($passing), $label);

@@ -71,10 +71,30 @@ pub(crate) fn query_pool<'a>(
                 Ok(output)
             }
             AnyPool::Lite(p) => {
-                let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
-                let output = lite_query(conn, &mut c, sql, params).await?;
-                c.keep();
-                Ok(output)
+                // A read waiting on another connection's schema change can meet it more than once.
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let mut c = p.acquire().await.map_err(|e| pool_error(conn, pool, e))?;
+                    match lite_query(conn, &mut c, sql, params).await {
+                        Ok(output) => {
+                            c.keep();
+                            return Ok(output);
+                        }
+                        // A read that met a schema change mid-flight runs again, on another
+                        // connection: the statement that met it may be left mid-result,
+                        // holding a read snapshot from before the change, so that connection
+                        // is closed, not pooled.
+                        Err(LiteFailure::SchemaRace) => {
+                            c.discard();
+                            if attempts >= 4 || !crate::is_read_only(sql) {
+                                return Err(LiteFailure::SchemaRace.into_error());
+                            }
+                            tracing::info!(connection = %conn.name, attempts, "the schema changed while a read ran; running it again");
+                        }
+                        Err(failure) => return Err(failure.into_error()),
+                    }
+                }
             }
         }
     })
@@ -90,7 +110,9 @@ pub(crate) fn query_tx<'a>(
         match tx {
             AnyTx::Pg(tx) => pg_query(conn, tx, sql, params, true).await,
             AnyTx::My(tx) => my_query(conn, tx, sql, params).await,
-            AnyTx::Lite(tx) => lite_query(conn, tx, sql, params).await,
+            AnyTx::Lite(tx) => lite_query(conn, tx, sql, params)
+                .await
+                .map_err(LiteFailure::into_error),
         }
     })
 }
@@ -580,17 +602,49 @@ async fn my_query(
     })
 }
 
+/// Why a SQLite statement failed.
+enum LiteFailure {
+    /// The database's error, as PHP sees it.
+    Db(DbError),
+    /// The schema changed between the statement's prepare and its run (another connection's
+    /// DDL): its rows may not match the columns sqlx read at the prepare.
+    SchemaRace,
+}
+
+impl LiteFailure {
+    fn into_error(self) -> DbError {
+        match self {
+            LiteFailure::Db(err) => err,
+            LiteFailure::SchemaRace => DbError::Database {
+                message: "the database schema changed while the statement ran (another connection \
+                          altered a table it reads); if it writes, it may have been applied"
+                    .into(),
+                sqlstate: "HY000".into(),
+                driver_code: Some("17".into()), // SQLITE_SCHEMA
+                fields: BTreeMap::new(),
+            },
+        }
+    }
+}
+
 /// SQLite statements are prepared for each run, never cached: SQLite re-prepares a cached
 /// statement by itself after a schema change, but sqlx keeps the column list it read at the
 /// first prepare, so after `drop table t; create table t (…)` by any process a cached
 /// `select * from t` decoded the new rows with the old names — or read past their end and
 /// panicked. Preparing costs a few microseconds in-process.
+///
+/// That leaves the moment between a statement's prepare and its first step, in which SQLite
+/// may re-prepare it for DDL that committed meanwhile (a statement waiting on another
+/// connection's write lock waits exactly there): the schema version is read before and
+/// after, and a change, a row that does not fit its columns, or sqlx's connection thread
+/// dying of one, is a [`LiteFailure::SchemaRace`] — run again for a read, an error otherwise.
 async fn lite_query(
     conn: &Connection,
     c: &mut SqliteConnection,
     sql: &str,
     params: &[Param],
-) -> Result<QueryOutput, DbError> {
+) -> Result<QueryOutput, LiteFailure> {
+    let before = lite_schema_version(conn, c).await?;
     let mut query = sqlx::query(sql).persistent(false);
     for value in params {
         query = match value {
@@ -607,28 +661,57 @@ async fn lite_query(
     let mut rows = Vec::new();
     let mut affected = 0;
     let mut last_insert_id = None;
-    let mut stream = c.fetch_many(query);
-    while let Some(item) = stream.try_next().await.map_err(|e| error(conn, e))? {
-        match item {
-            Either::Left(done) => {
-                affected += done.rows_affected();
-                if done.rows_affected() > 0 {
-                    last_insert_id = Some(done.last_insert_rowid());
+    {
+        let mut stream = c.fetch_many(query);
+        loop {
+            match stream.try_next().await {
+                Ok(Some(Either::Left(done))) => {
+                    affected += done.rows_affected();
+                    if done.rows_affected() > 0 {
+                        last_insert_id = Some(done.last_insert_rowid());
+                    }
                 }
+                Ok(Some(Either::Right(row))) => rows.push(row),
+                Ok(None) => break,
+                Err(sqlx::Error::WorkerCrashed) => return Err(LiteFailure::SchemaRace),
+                Err(e) => return Err(LiteFailure::Db(error(conn, e))),
             }
-            Either::Right(row) => rows.push(row),
         }
     }
     if affected == 0 {
         affected = rows.len() as u64;
     }
-    let (rows, columns) = decode::sqlite_rows(&rows);
+    let decoded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::sqlite_rows(&rows)));
+    let after = lite_schema_version(conn, c).await?;
+    let Ok((rows, columns)) = decoded else {
+        return Err(LiteFailure::SchemaRace);
+    };
+    if after != before {
+        return Err(LiteFailure::SchemaRace);
+    }
     Ok(QueryOutput {
         rows,
         columns,
         affected,
         last_insert_id,
     })
+}
+
+async fn lite_schema_version(
+    conn: &Connection,
+    c: &mut SqliteConnection,
+) -> Result<i64, LiteFailure> {
+    // Stepped to the end (fetch_all), not fetch_one: a statement left mid-result holds its
+    // read transaction open, and under WAL the connection would go on reading that snapshot.
+    match sqlx::query_scalar::<_, i64>("PRAGMA schema_version")
+        .fetch_all(&mut *c)
+        .await
+    {
+        Ok(versions) => Ok(versions.first().copied().unwrap_or_default()),
+        Err(sqlx::Error::WorkerCrashed) => Err(LiteFailure::SchemaRace),
+        Err(e) => Err(LiteFailure::Db(error(conn, e))),
+    }
 }
 
 /// An error while acquiring from `pool`: tells an exhausted pool from a database that is down.

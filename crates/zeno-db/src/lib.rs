@@ -744,7 +744,7 @@ impl Databases {
 }
 
 /// Whether SQL only reads: starts with SELECT (or a read-only keyword) and does not lock rows.
-fn is_read_only(sql: &str) -> bool {
+pub(crate) fn is_read_only(sql: &str) -> bool {
     let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
     let first: String = trimmed
         .chars()

@@ -172,6 +172,11 @@ impl<DB: Database> Drop for Waiting<'_, DB> {
 }
 
 impl<DB: Database> Lease<'_, DB> {
+    /// The connection is in a state no later query should inherit: it is closed, not pooled.
+    pub(crate) fn discard(mut self) {
+        self.conn.close_on_drop();
+    }
+
     /// The query succeeded: keep the connection for the next one, unless someone is waiting
     /// in sqlx's pool or it is due to pass through it again. Kept connections unused for
     /// [`RETURN_AFTER`] go back to sqlx's pool now.
