@@ -43,6 +43,14 @@ final class ZenoProxyTest extends TestCase
         $this->assertSame(['23505', 7, 'ERROR:  duplicate key value violates unique constraint "u"'], $pg->errorInfo);
         $this->assertStringStartsWith('SQLSTATE[23505]: Unique violation: 7 ERROR:  duplicate key', $pg->getMessage());
 
+        $detailed = ZenoPdoException::fromHost('pgsql', 'duplicate key value violates unique constraint "u"', [
+            'kind' => 'db', 'sqlstate' => '23505', 'detail' => 'Key (e)=(1) already exists.', 'constraint' => 'u',
+        ]);
+        $this->assertSame(
+            "ERROR:  duplicate key value violates unique constraint \"u\"\nDETAIL:  Key (e)=(1) already exists.",
+            $detailed->errorInfo[2],
+        );
+
         $my = ZenoPdoException::fromHost('mysql', "Duplicate entry 'a' for key 'email'", [
             'kind' => 'db', 'sqlstate' => '23000', 'driver_code' => '1062',
         ]);

@@ -58,7 +58,17 @@ final class ZenoPdoException extends \PDOException
             'pgsql' => 7,
             default => is_numeric($driverCode) ? (int) $driverCode : null,
         };
-        $text = $driver === 'pgsql' && $kind === 'db' ? "ERROR:  {$message}" : $message;
+        $text = $message;
+        if ($driver === 'pgsql' && $kind === 'db') {
+            // libpq's layout, which pdo_pgsql passes on and Laravel parses (a unique
+            // violation's columns come from the DETAIL line).
+            $text = "ERROR:  {$message}";
+            foreach (['detail' => 'DETAIL', 'hint' => 'HINT'] as $field => $label) {
+                if (isset($info[$field]) && is_string($info[$field]) && $info[$field] !== '') {
+                    $text .= "\n{$label}:  {$info[$field]}";
+                }
+            }
+        }
         $description = self::DESCRIPTIONS[$sqlstate] ?? self::DESCRIPTIONS[substr($sqlstate, 0, 2) . '000'] ?? 'General error';
         $exception = new self(sprintf(
             'SQLSTATE[%s]: %s: %s%s',
