@@ -33,6 +33,12 @@ final class ProxyConnector
         $config['driver'] = $driver;
         $config['name'] = $name;
         $config['zeno_connection'] = $target;
+        if ($driver === 'pgsql' && !isset($config['schema']) && !isset($config['search_path'])) {
+            // Laravel's own pgsql defaults: without them Laravel 8's schema builder lists no
+            // tables, and migrate:fresh / db:wipe silently drop nothing.
+            $config['schema'] = 'public';
+            $config['search_path'] = 'public';
+        }
         $database = (string) ($config['database'] ?? $this->database($write, $target, $driver));
         $config['database'] = $database;
         $class = match ($driver) {
