@@ -94,11 +94,53 @@ final class ZenoStatement extends PDOStatement
             $mode = $this->fetchMode;
             $args = $this->fetchArgs;
         }
-        $out = [];
+        $rows = [];
         while (isset($this->rows[$this->position])) {
-            $out[] = $this->shape($this->rows[$this->position++], $mode, $args);
+            $rows[] = $this->rows[$this->position++];
         }
-        return $out;
+        $base = $mode & ~(PDO::FETCH_UNIQUE | PDO::FETCH_GROUP | PDO::FETCH_PROPS_LATE);
+        if ($base === PDO::FETCH_KEY_PAIR) {
+            $out = [];
+            foreach ($rows as $row) {
+                if (count($row) !== 2) {
+                    throw new \PDOException('SQLSTATE[HY000]: General error: fetch mode requires the result set to contain exactly 2 columns.');
+                }
+                [$key, $value] = array_values($row);
+                $out[$key] = $value;
+            }
+            return $out;
+        }
+        if ($base === PDO::FETCH_FUNC) {
+            $callback = $args[0] ?? null;
+            if (!is_callable($callback)) {
+                throw new \PDOException('SQLSTATE[HY000]: General error: fetch mode FETCH_FUNC requires a callable');
+            }
+            return array_map(static fn (array $row) => $callback(...array_values($row)), $rows);
+        }
+        if (($mode & PDO::FETCH_GROUP) === PDO::FETCH_GROUP) {
+            // The first column is the key; the rest of the row is shaped by the base mode.
+            $unique = ($mode & PDO::FETCH_UNIQUE) === PDO::FETCH_UNIQUE;
+            $rest = $base === PDO::FETCH_COLUMN ? [0] : $args;
+            $out = [];
+            foreach ($rows as $row) {
+                $key = reset($row);
+                $first = array_key_first($row);
+                if (in_array($base, [PDO::FETCH_DEFAULT, PDO::FETCH_BOTH], true)) {
+                    // BOTH keeps the other columns' positions (1, 2, …); NUM renumbers them.
+                    $value = $this->shape($row, $base === PDO::FETCH_DEFAULT ? PDO::FETCH_BOTH : $base, $rest);
+                    unset($value[$first], $value[0]);
+                } else {
+                    $value = $this->shape(array_slice($row, 1, null, true), $base, $rest);
+                }
+                if ($unique) {
+                    $out[$key] = $value;
+                } else {
+                    $out[$key][] = $value;
+                }
+            }
+            return $out;
+        }
+        return array_map(fn (array $row) => $this->shape($row, $mode, $args), $rows);
     }
 
     public function fetchColumn(int $column = 0): mixed
@@ -163,16 +205,44 @@ final class ZenoStatement extends PDOStatement
      */
     private function shape(array $row, int $mode, array $args): mixed
     {
-        $base = $mode & ~(PDO::FETCH_GROUP | PDO::FETCH_UNIQUE);
+        $base = $mode & ~(PDO::FETCH_GROUP | PDO::FETCH_UNIQUE | PDO::FETCH_PROPS_LATE);
+        if ($base === PDO::FETCH_DEFAULT) {
+            // FETCH_GROUP or FETCH_UNIQUE alone: the rest of the row as PDO's default, BOTH.
+            $base = PDO::FETCH_BOTH;
+        }
         return match ($base) {
-            PDO::FETCH_ASSOC => $row,
+            PDO::FETCH_ASSOC, PDO::FETCH_NAMED => $row,
             PDO::FETCH_NUM => array_values($row),
             PDO::FETCH_BOTH => self::both($row),
-            PDO::FETCH_OBJ => (object) $row,
+            PDO::FETCH_OBJ, PDO::FETCH_LAZY => (object) $row,
             PDO::FETCH_COLUMN => array_values($row)[$args[0] ?? 0] ?? null,
             PDO::FETCH_CLASS => self::object($row, (string) ($args[0] ?? \stdClass::class), (array) ($args[1] ?? [])),
+            PDO::FETCH_CLASS | PDO::FETCH_CLASSTYPE => self::object(
+                array_slice($row, 1, null, true),
+                (string) (reset($row) ?: \stdClass::class),
+                [],
+            ),
+            PDO::FETCH_INTO => self::into($row, $args[0] ?? null),
+            PDO::FETCH_KEY_PAIR => count($row) === 2
+                ? [array_values($row)[0] => array_values($row)[1]]
+                : throw new \PDOException('SQLSTATE[HY000]: General error: fetch mode requires the result set to contain exactly 2 columns.'),
+            PDO::FETCH_FUNC => is_callable($args[0] ?? null)
+                ? ($args[0])(...array_values($row))
+                : throw new \PDOException('SQLSTATE[HY000]: General error: fetch mode FETCH_FUNC requires a callable'),
             default => throw new \PDOException("zeno_proxy does not support fetch mode {$mode}"),
         };
+    }
+
+    /** @param array<string, mixed> $row */
+    private static function into(array $row, mixed $object): object
+    {
+        if (!is_object($object)) {
+            throw new \PDOException('SQLSTATE[HY000]: General error: FETCH_INTO needs an object (setFetchMode(PDO::FETCH_INTO, $object))');
+        }
+        foreach ($row as $name => $value) {
+            $object->{$name} = $value;
+        }
+        return $object;
     }
 
     /** @param array<string, mixed> $row */
