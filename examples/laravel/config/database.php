@@ -48,6 +48,21 @@ return [
             'strict' => true,
             'engine' => null,
         ],
+
+        // Laravel 11+ has its own driver for MariaDB (zeno_proxy picks it for a MariaDB server).
+        'mariadb' => [
+            'driver' => 'mariadb',
+            'host' => env('DB_HOST', '127.0.0.1'),
+            'port' => env('DB_PORT', '3306'),
+            'database' => env('DB_DATABASE', 'forge'),
+            'username' => env('DB_USERNAME', 'forge'),
+            'password' => env('DB_PASSWORD', ''),
+            'charset' => 'utf8mb4',
+            'collation' => 'utf8mb4_unicode_ci',
+            'prefix' => '',
+            'strict' => true,
+            'engine' => null,
+        ],
     ],
 
     'migrations' => 'migrations',

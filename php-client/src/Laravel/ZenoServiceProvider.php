@@ -14,12 +14,35 @@ use Zeno\Laravel\Database\ProxyConnector;
  */
 final class ZenoServiceProvider extends ServiceProvider
 {
+    /** @var list<string> the zeno_proxy connections whose config names the backend's driver */
+    private array $proxied = [];
+
     public function register(): void
     {
         $connector = new ProxyConnector();
-        $extendDb = static function ($db) use ($connector): void {
-            $db->extend('zeno_proxy', static fn (array $config, string $name) => $connector->connect($config, $name));
+        $connect = static fn (array $config, string $name) => $connector->connect($config, $name);
+        $extendDb = function ($db) use ($connect): void {
+            $db->extend('zeno_proxy', $connect);
+            // Connections whose config now names the backend's driver are still built here:
+            // Laravel looks up an extension by connection name before the driver's.
+            foreach ($this->proxied as $name) {
+                $db->extend($name, $connect);
+            }
         };
+        $rename = function () use ($connector, $connect): void {
+            $this->proxied = $this->useBackendDriverNames($connector);
+            if ($this->app->resolved('db')) {
+                foreach ($this->proxied as $name) {
+                    $this->app['db']->extend($name, $connect);
+                }
+            }
+        };
+        // The host registers this provider before the app loads its config.
+        if ($this->app->bound('config')) {
+            $rename();
+        } else {
+            $this->app->afterBootstrapping('Illuminate\Foundation\Bootstrap\LoadConfiguration', $rename);
+        }
         $extendLog = static function ($log): void {
             // Not static: LogManager binds the creator to itself.
             $log->extend('zeno', function ($app, array $config): Logger {
@@ -30,6 +53,38 @@ final class ZenoServiceProvider extends ServiceProvider
         $this->app->resolved('db') ? $extendDb($this->app['db']) : $this->app->resolving('db', $extendDb);
         $this->app->resolved('log') ? $extendLog($this->app['log']) : $this->app->resolving('log', $extendLog);
         $this->registerConcurrency();
+    }
+
+    /**
+     * Every `zeno_proxy` connection's config is made to name the backend's driver (`pgsql`,
+     * `mysql`, `mariadb`, `sqlite`), as the native config would: code that reads
+     * `config('database.connections.X.driver')` — Laravel's own tests, packages choosing SQL
+     * by it — then takes the native path. `zeno_proxy => true` marks them. Outside the host
+     * (no database to ask) the config stays as written.
+     *
+     * @return list<string> the connections rewritten
+     */
+    private function useBackendDriverNames(ProxyConnector $connector): array
+    {
+        if (!\Zeno\Zeno::running()) {
+            return [];
+        }
+        $config = $this->app['config'];
+        $proxied = [];
+        foreach ((array) $config->get('database.connections', []) as $name => $connection) {
+            if (!is_array($connection) || ($connection['driver'] ?? null) !== 'zeno_proxy') {
+                continue;
+            }
+            try {
+                $driver = $connector->driverFor($connection);
+            } catch (\Throwable) {
+                continue; // the connection is unknown to the host: connecting says so clearly
+            }
+            $config->set("database.connections.{$name}.driver", $driver);
+            $config->set("database.connections.{$name}.zeno_proxy", true);
+            $proxied[] = (string) $name;
+        }
+        return $proxied;
     }
 
     /**
