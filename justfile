@@ -18,6 +18,7 @@ laravel:
 # Run every test: Rust unit and end-to-end tests (real PHP, Laravel 8 and 13, PostgreSQL, MariaDB, SQLite), the examples, PHPUnit
 test:
     scripts/services.sh
+    scripts/tls-services.sh >/dev/null
     scripts/sid.sh >/dev/null
     cargo build --workspace --bins
     cargo test --workspace --no-fail-fast

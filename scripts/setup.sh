@@ -5,7 +5,7 @@
 # and `just` from crates.io. Extra Debian packages can be named as arguments.
 set -euo pipefail
 
-packages=(php-cli php-cgi phpunit php-pgsql php-mysql php-sqlite3 php-redis php-laravel-framework nginx haproxy "$@")
+packages=(php-cli php-cgi phpunit php-pgsql php-mysql php-sqlite3 php-redis php-laravel-framework nginx haproxy openssl "$@")
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
