@@ -63,6 +63,7 @@ const MY_PLAIN: &str = "mysql://zeno:zeno@127.0.0.1:3306/zeno_test";
 const PG_SSL: &str = "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()";
 
 fn unavailable_saying(err: &DbError, words: &[&str]) {
+    eprintln!("error: {err}");
     assert_eq!(err.kind(), "db_unavailable", "{err}");
     let text = err.to_string().to_lowercase();
     assert!(
