@@ -9,7 +9,8 @@
 # Their certificates come from a CA this script makes, in $ZENO_TLS_DIR (default
 # ~/.cache/zeno/tls): ca.pem (the CA), other-ca.pem (a CA that signed nothing here), and the
 # servers' server.pem / server.key for the name `localhost` only — so a client connecting to
-# 127.0.0.1 with full verification must fail on the name. Safe to run again.
+# 127.0.0.1 with full verification must fail on the name — and client.pem / client.key, the
+# certificate the PostgreSQL user zeno_cert must log in with on 5433. Safe to run again.
 set -euo pipefail
 
 dir="${ZENO_TLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zeno/tls}"
@@ -33,6 +34,16 @@ if [ ! -e "$dir/.ready" ]; then
     chmod 644 "$dir"/*.pem
     touch "$dir/.ready"
 fi
+# A client certificate for the PostgreSQL user zeno_cert, who may log in with nothing else.
+if [ ! -e "$dir/client.pem" ]; then
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=zeno_cert" \
+        -keyout "$dir/client.key" -out "$dir/client.csr" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' > "$dir/client.ext"
+    openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$dir/client.ext" -out "$dir/client.pem" 2>/dev/null
+    chmod 644 "$dir/client.pem"
+    chmod 600 "$dir/client.key"
+fi
 
 # PostgreSQL: two more clusters of the installed version.
 version=$(ls /etc/postgresql | sort -V | tail -n1)
@@ -46,14 +57,18 @@ pg_cluster() { # name port ssl
     if [ "$ssl" = on ]; then
         $sudo install -o postgres -g postgres -m 600 "$dir/server.key" "$data/zeno-server.key"
         $sudo install -o postgres -g postgres -m 644 "$dir/server.pem" "$data/zeno-server.pem"
+        $sudo install -o postgres -g postgres -m 644 "$dir/ca.pem" "$data/zeno-ca.pem"
         $sudo tee "$conf/conf.d/zeno-tls.conf" >/dev/null <<EOF
 ssl = on
 ssl_cert_file = '$data/zeno-server.pem'
 ssl_key_file = '$data/zeno-server.key'
+ssl_ca_file = '$data/zeno-ca.pem'
 listen_addresses = '127.0.0.1'
 EOF
         $sudo tee "$conf/pg_hba.conf" >/dev/null <<'EOF'
 local   all all                peer
+hostssl all zeno_cert 127.0.0.1/32 cert
+hostssl all zeno_cert ::1/128      cert
 hostssl all all 127.0.0.1/32   scram-sha-256
 hostssl all all ::1/128        scram-sha-256
 EOF
@@ -77,6 +92,8 @@ EOF
         || as_postgres psql -q -p "$port" -c "create role zeno login password 'zeno'"
     as_postgres psql -q -p "$port" -tAc "select 1 from pg_database where datname = 'zeno_test'" | grep -q 1 \
         || as_postgres psql -q -p "$port" -c "create database zeno_test owner zeno"
+    as_postgres psql -q -p "$port" -tAc "select 1 from pg_roles where rolname = 'zeno_cert'" | grep -q 1 \
+        || as_postgres psql -q -p "$port" -c "create role zeno_cert login"
 }
 pg_cluster zeno_tls 5433 on
 pg_cluster zeno_plain 5434 off

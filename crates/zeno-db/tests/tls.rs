@@ -196,3 +196,31 @@ async fn mariadb_wrong_ca_wrong_name_and_no_tls_fail_clearly() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn postgres_client_certificates() {
+    let dir = tls_dir();
+    let url = format!(
+        "postgres://zeno_cert@localhost:5433/zeno_test?sslmode=verify-full&sslrootcert={}",
+        ca()
+    );
+    let row = one(
+        &format!(
+            "{url}&sslcert={}&sslkey={}",
+            dir.join("client.pem").display(),
+            dir.join("client.key").display()
+        ),
+        "select current_user as who",
+    )
+    .await
+    .expect("the user whose certificate it is logs in with it");
+    assert_eq!(row["who"], "zeno_cert");
+    let err = one(&url, "select 1")
+        .await
+        .expect_err("without a client certificate");
+    assert!(
+        err.to_string()
+            .contains("requires a valid client certificate"),
+        "{err}"
+    );
+}
