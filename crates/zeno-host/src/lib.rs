@@ -825,3 +825,15 @@ impl Host {
         self.tasks.shutdown().await;
     }
 }
+
+/// A host dropped without [`Host::shutdown`] (an orchestrator that rebuilds hosts per tenant,
+/// an error path) still stops its PHP: the workers and task workers are stopped in the
+/// background on the runtime, as a drop cannot wait. Without it the task pool and the host
+/// calls held each other and every php-cgi outlived the host. `shutdown()` stays the
+/// graceful way: it lets running requests and deferred tasks finish.
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.pool.stop();
+        self.tasks.stop();
+    }
+}

@@ -238,6 +238,19 @@ impl Tasks {
 
     /// Lets deferred work finish for up to the drain period, drops (and names) what is left,
     /// then stops the task workers.
+    /// Stops at once, without waiting: deferred tasks are cancelled, the pool's workers are
+    /// stopped in the background, and the start recipe — whose host calls hold `self` — goes.
+    pub(crate) fn stop(&self) {
+        self.deferred.close();
+        self.cancel.cancel();
+        if let Ok(mut start) = self.start.lock() {
+            start.take();
+        }
+        if let Some(pool) = self.pool.get() {
+            pool.stop();
+        }
+    }
+
     pub(crate) async fn shutdown(&self) {
         self.deferred.close();
         if tokio::time::timeout(self.drain, self.deferred.wait())

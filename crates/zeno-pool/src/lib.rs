@@ -319,9 +319,16 @@ impl<S: Spawn> Pool<S> {
     /// every worker (SIGTERM, then SIGKILL for those that overrun `stop_grace`), and waits
     /// for all of it.
     pub async fn shutdown(&self) {
+        self.stop();
+        self.shared.tracker.wait().await;
+    }
+
+    /// Starts the stop [`Pool::shutdown`] waits for, without waiting: every slot stops its
+    /// worker (SIGTERM, then SIGKILL past `stop_grace`) on the runtime, in the background.
+    /// What a drop guard calls.
+    pub fn stop(&self) {
         self.shared.cancel.cancel();
         self.shared.tracker.close();
-        self.shared.tracker.wait().await;
     }
 }
 
