@@ -85,7 +85,16 @@ EOF
     if pg_isready -q -h 127.0.0.1 -p "$port"; then
         $sudo pg_ctlcluster --skip-systemctl-redirect "$version" "$name" reload
     else
-        $sudo pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
+        # A server killed outright (a CI run ends every process it left) leaves its lock
+        # files; one naming a pid since reused by another process stops the next start, so
+        # a start that fails while nothing answers on the port goes again without them.
+        if ! $sudo pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start 2>/dev/null; then
+            if pg_isready -q -h 127.0.0.1 -p "$port"; then :; else
+                $sudo pkill -9 -f "postgresql/$version/$name" || true
+                $sudo rm -f "/var/run/postgresql/.s.PGSQL.$port.lock" "/var/run/postgresql/.s.PGSQL.$port" "$data/postmaster.pid"
+                $sudo pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start
+            fi
+        fi
     fi
     for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.2; done
     as_postgres psql -q -p "$port" -v ON_ERROR_STOP=1 -tAc "select 1 from pg_roles where rolname = 'zeno'" | grep -q 1 \
