@@ -236,17 +236,35 @@ fn assemble<R: sqlx::Row>(
     binary: &[bool],
     value: impl Fn(&R, usize, &str) -> Value,
 ) -> (Vec<Value>, Vec<Value>) {
-    let cells = rows
+    let out = rows
         .iter()
         .map(|row| {
-            row.columns()
-                .iter()
-                .enumerate()
-                .map(|(i, col)| value(row, i, col.type_info().name()))
-                .collect()
+            let mut object = Map::new();
+            for (i, col) in row.columns().iter().enumerate() {
+                object.insert(col.name().to_owned(), value(row, i, col.type_info().name()));
+            }
+            Value::Object(object)
         })
         .collect();
-    objects(rows, binary, cells)
+    (out, columns(rows, binary))
+}
+
+/// The `columns` list of a result.
+fn columns<R: sqlx::Row>(rows: &[R], binary: &[bool]) -> Vec<Value> {
+    rows.first().map_or_else(Vec::new, |first| {
+        first
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                column(
+                    c.name(),
+                    c.type_info().name(),
+                    binary.get(i).copied().unwrap_or(false),
+                )
+            })
+            .collect()
+    })
 }
 
 /// Rows of decoded cells as JSON objects keyed by column name, and the `columns` list.
@@ -259,18 +277,6 @@ fn objects<R: sqlx::Row>(
         return (Vec::new(), Vec::new());
     };
     let names: Vec<&str> = first.columns().iter().map(|c| c.name()).collect();
-    let columns = first
-        .columns()
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            column(
-                c.name(),
-                c.type_info().name(),
-                binary.get(i).copied().unwrap_or(false),
-            )
-        })
-        .collect();
     let out = cells
         .into_iter()
         .map(|row| {
@@ -281,7 +287,7 @@ fn objects<R: sqlx::Row>(
             Value::Object(object)
         })
         .collect();
-    (out, columns)
+    (out, columns(rows, binary))
 }
 
 /// PostgreSQL rows decoded as far as the host can: `cells[row][column]`, and the cells it

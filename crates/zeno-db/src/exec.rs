@@ -328,7 +328,10 @@ async fn pg_run(
             }
             // Anything else gets the bytes as text: the server accepts them if they are text
             // in its encoding and refuses them (22021) as it refuses them from pdo_pgsql.
-            Param::Binary(bytes) => query.bind(RawText(bytes.clone())),
+            Param::Binary(bytes) => query.bind(RawValue {
+                type_info: <String as sqlx::Type<sqlx::Postgres>>::type_info(),
+                bytes: bytes.clone(),
+            }),
             other => query.bind(other.text()),
         };
     }
@@ -367,38 +370,21 @@ fn hex_bytea(bytes: &[u8]) -> String {
     out
 }
 
-/// Bytes sent as a `text` parameter as they are, for the server to accept or refuse.
-struct RawText(Vec<u8>);
-
-impl sqlx::Type<sqlx::Postgres> for RawText {
-    fn type_info() -> PgTypeInfo {
-        <String as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for RawText {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        buf.extend_from_slice(&self.0);
-        Ok(sqlx::encode::IsNull::No)
-    }
-}
-
-/// A value in its type's binary form, sent back to the server to be printed.
-struct Printable {
+/// A value sent as the bytes it is, declared as `type_info`: a value of the result in its
+/// type's binary form, sent back to be printed, or a PHP binary string as `text`, for the
+/// server to accept or refuse.
+struct RawValue {
     type_info: PgTypeInfo,
     bytes: Vec<u8>,
 }
 
-impl sqlx::Type<sqlx::Postgres> for Printable {
+impl sqlx::Type<sqlx::Postgres> for RawValue {
     fn type_info() -> PgTypeInfo {
         <String as sqlx::Type<sqlx::Postgres>>::type_info()
     }
 }
 
-impl sqlx::Encode<'_, sqlx::Postgres> for Printable {
+impl sqlx::Encode<'_, sqlx::Postgres> for RawValue {
     fn encode_by_ref(
         &self,
         buf: &mut sqlx::postgres::PgArgumentBuffer,
@@ -460,7 +446,7 @@ async fn pg_print(
                 parts.push(match field {
                     None => Part::Null,
                     Some(bytes) => {
-                        values.push(Printable {
+                        values.push(RawValue {
                             type_info: PgTypeInfo::with_oid(sqlx::postgres::types::Oid(oid)),
                             bytes: bytes.to_vec(),
                         });
@@ -470,7 +456,7 @@ async fn pg_print(
             }
             shapes.push(Shape::Record(parts));
         } else {
-            values.push(Printable {
+            values.push(RawValue {
                 type_info,
                 bytes: bytes.to_vec(),
             });
@@ -483,26 +469,33 @@ async fn pg_print(
             .await
             .map_err(|e| error(conn, e))?;
     }
-    let mut printed = Vec::with_capacity(values.len());
+    // For the error, should printing fail: the values are moved into the queries.
+    let types: Vec<String> = values
+        .iter()
+        .map(|v| v.type_info.name().to_owned())
+        .collect();
+    let mut printed: Vec<String> = Vec::with_capacity(values.len());
     let mut failure = None;
-    for batch in values.chunks(PRINT_BATCH) {
+    let mut values = values.into_iter().peekable();
+    while values.peek().is_some() {
+        let batch: Vec<RawValue> = values.by_ref().take(PRINT_BATCH).collect();
         let list: Vec<String> = (1..=batch.len())
             .map(|n| format!("format('%s', ${n})"))
             .collect();
         let sql = format!("SELECT {}", list.join(", "));
+        let count = batch.len();
         let mut query = sqlx::query(&sql).persistent(false);
         for value in batch {
-            query = query.bind(Printable {
-                type_info: value.type_info.clone(),
-                bytes: value.bytes.clone(),
-            });
+            query = query.bind(value);
         }
-        match c.fetch_one(query).await {
-            Ok(row) => {
-                for n in 0..batch.len() {
-                    printed.push(row.try_get::<String, _>(n).map_err(|e| error(conn, e))?);
-                }
-            }
+        let texts = match c.fetch_one(query).await {
+            Ok(row) => (0..count)
+                .map(|n| row.try_get::<String, _>(n))
+                .collect::<Result<Vec<_>, _>>(),
+            Err(e) => Err(e),
+        };
+        match texts {
+            Ok(texts) => printed.extend(texts),
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -518,7 +511,6 @@ async fn pg_print(
         (&mut *c).execute(end).await.map_err(|e| error(conn, e))?;
     }
     if let Some(e) = failure {
-        let types: Vec<&str> = values.iter().map(|v| v.type_info.name()).collect();
         let mut err = error(conn, e);
         if let DbError::Database { message, .. } = &mut err {
             *message = format!(
@@ -530,7 +522,8 @@ async fn pg_print(
     }
     for (&(r, i), shape) in decoded.pending.iter().zip(shapes) {
         let text = match shape {
-            Shape::Whole(n) => printed[n].clone(),
+            // Each printed value belongs to one cell.
+            Shape::Whole(n) => std::mem::take(&mut printed[n]),
             Shape::Record(parts) => decode::pg_record_text(parts.iter().map(|p| match p {
                 Part::Null => None,
                 Part::Text(text) => Some(text.as_str()),
@@ -683,15 +676,14 @@ async fn lite_query(
     }
     let decoded =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode::sqlite_rows(&rows)));
-    let after = lite_schema_version(conn, c).await?;
+    // Only rows can be decoded with a stale column list; a statement that changes the schema
+    // itself (Laravel's migrations run `create table` here) returns none, and needs no look.
+    if !rows.is_empty() && lite_schema_version(conn, c).await? != before {
+        return Err(LiteFailure::SchemaRace);
+    }
     let Ok((rows, columns)) = decoded else {
         return Err(LiteFailure::SchemaRace);
     };
-    // Only rows can be decoded with a stale column list; a statement that changes the schema
-    // itself (Laravel's migrations run `create table` here) returns none.
-    if after != before && !rows.is_empty() {
-        return Err(LiteFailure::SchemaRace);
-    }
     Ok(QueryOutput {
         rows,
         columns,

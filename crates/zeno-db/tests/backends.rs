@@ -816,3 +816,51 @@ async fn kept_connections_never_starve_transactions() {
         );
     }
 }
+
+/// A cached statement that meets a changed schema inside a transaction: PostgreSQL has already
+/// aborted the transaction, so the error stands (run again, it would leave it half done) —
+/// and the stale statement is gone, so the application's retry in a new transaction works.
+#[tokio::test]
+async fn a_stale_statement_in_a_transaction_fails_once_and_the_retry_works() {
+    let t = table("stale_tx");
+    let mut config = ConnectionConfig::new(pg_url());
+    config.max_connections = 1; // one connection: the one whose statement is cached
+    let db = dbs_with(config);
+    let other = dbs(&pg_url());
+    x(&db, "", &format!("drop table if exists {t}")).await;
+    x(&db, "", &format!("create table {t} (a int)")).await;
+    x(&db, "", &format!("insert into {t} values (1)")).await;
+    let star = format!("select * from {t}");
+    assert_eq!(
+        q(&db, "", &star, json!([])).await["rows"][0],
+        json!({"a": 1})
+    );
+    // Another connection (a migration elsewhere) changes the table.
+    x(
+        &other,
+        "",
+        &format!("alter table {t} add column b int default 2"),
+    )
+    .await;
+
+    db.begin("stale", &json!({})).await.expect("begin");
+    let err = db
+        .query("stale", &json!({"sql": star}))
+        .await
+        .expect_err("inside a transaction the stale plan's error stands");
+    let DbError::Database { sqlstate, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(sqlstate, "0A000", "{err}");
+    db.rollback("stale", &json!({})).await.expect("rollback");
+
+    db.begin("retry", &json!({})).await.expect("begin");
+    let got = q(&db, "retry", &star, json!([])).await;
+    assert_eq!(
+        got["rows"][0],
+        json!({"a": 1, "b": 2}),
+        "the retry sees the new column"
+    );
+    db.commit("retry", &json!({})).await.expect("commit");
+    x(&db, "", &format!("drop table {t}")).await;
+}
