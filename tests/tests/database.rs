@@ -153,59 +153,92 @@ async fn an_unreachable_database_is_a_clear_error_and_the_host_keeps_serving() {
     );
 }
 
-/// The same statements through PDO and through the host give PHP identical rows, types and
-/// SQLSTATEs, on each backend.
-async fn same_as_pdo(dsn: &str, user: &str, pass: &str, url: &str) {
-    let server = Server::worker(&fixture("pdo-compare.php"))
+/// A database reached both ways in one worker: by PDO directly (`dsn`, `user`, `pass`) and
+/// through the host (`url`).
+struct Twin {
+    dsn: String,
+    user: &'static str,
+    pass: &'static str,
+    url: String,
+}
+
+impl Twin {
+    fn postgres() -> Twin {
+        Twin {
+            dsn: "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test".into(),
+            user: "zeno",
+            pass: "zeno",
+            url: pg_url(),
+        }
+    }
+
+    fn mariadb() -> Twin {
+        Twin {
+            dsn: "mysql:host=127.0.0.1;port=3306;dbname=zeno_test".into(),
+            user: "zeno",
+            pass: "zeno",
+            url: my_url(),
+        }
+    }
+
+    /// A fresh SQLite file of this test run.
+    fn sqlite(tag: &str) -> Twin {
+        let path = std::env::temp_dir().join(format!("zeno-{tag}-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Twin {
+            dsn: format!("sqlite:{}", path.display()),
+            user: "",
+            pass: "",
+            url: format!("sqlite://{}", path.display()),
+        }
+    }
+}
+
+/// Runs a comparing fixture (on `php`, or the default php-cgi) and returns its report once it
+/// found no difference between PDO and the host.
+async fn no_differences(fixture_name: &str, php: Option<&str>, twin: &Twin) -> Value {
+    let mut server = Server::worker(&fixture(fixture_name));
+    if let Some(php) = php {
+        server = server.args(["--php", php]);
+    }
+    let server = server
         .args(["--workers", "1", "--db"])
-        .arg(format!("default={url}"))
-        .env("ZENO_WORKERS__ENV__PDO_DSN", dsn)
-        .env("ZENO_WORKERS__ENV__PDO_USER", user)
-        .env("ZENO_WORKERS__ENV__PDO_PASS", pass)
+        .arg(format!("default={}", twin.url))
+        .env("ZENO_WORKERS__ENV__PDO_DSN", &twin.dsn)
+        .env("ZENO_WORKERS__ENV__PDO_USER", twin.user)
+        .env("ZENO_WORKERS__ENV__PDO_PASS", twin.pass)
         .start();
     let (status, report) = get(&server, "/").await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["queries"], 5, "{report}");
     assert_eq!(
         report["differences"],
         serde_json::json!([]),
-        "{dsn}: {report:#}"
+        "{}: {report:#}",
+        twin.dsn
     );
+    report
+}
+
+/// The same statements through PDO and through the host give PHP identical rows, types and
+/// SQLSTATEs, on each backend.
+async fn same_as_pdo(twin: Twin) {
+    let report = no_differences("pdo-compare.php", None, &twin).await;
+    assert_eq!(report["queries"], 5, "{report}");
 }
 
 #[tokio::test]
 async fn postgres_rows_types_and_errors_match_pdo() {
-    same_as_pdo(
-        "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &pg_url(),
-    )
-    .await;
+    same_as_pdo(Twin::postgres()).await;
 }
 
 #[tokio::test]
 async fn mariadb_rows_types_and_errors_match_pdo() {
-    same_as_pdo(
-        "mysql:host=127.0.0.1;port=3306;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &my_url(),
-    )
-    .await;
+    same_as_pdo(Twin::mariadb()).await;
 }
 
 #[tokio::test]
 async fn sqlite_rows_types_and_errors_match_pdo() {
-    let path = std::env::temp_dir().join(format!("zeno-cmp-{}.sqlite", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    same_as_pdo(
-        &format!("sqlite:{}", path.display()),
-        "",
-        "",
-        &format!("sqlite://{}", path.display()),
-    )
-    .await;
+    same_as_pdo(Twin::sqlite("cmp")).await;
 }
 
 /// The value of the Prometheus sample `name` whose labels include all of `labels`.
@@ -387,108 +420,42 @@ async fn database_and_host_call_metrics() {
 }
 
 /// A column of every type the backend has, read and written through PDO and through the host
-/// in one worker: every value identical in value and PHP type.
-async fn every_type_as_pdo(dsn: &str, user: &str, pass: &str, url: &str) {
-    every_type_as_pdo_on(None, dsn, user, pass, url).await;
-}
-
-/// The same, on the given php-cgi (PHP 8.4's PDO gives floats where 8.2's pdo_pgsql gave
-/// strings, and `Zeno\Db\Rows::asPdo` must follow).
-async fn every_type_as_pdo_on(php: Option<&str>, dsn: &str, user: &str, pass: &str, url: &str) {
-    let mut server = Server::worker(&fixture("pdo-types.php"));
-    if let Some(php) = php {
-        server = server.args(["--php", php]);
-    }
-    let server = server
-        .args(["--workers", "1", "--db"])
-        .arg(format!("default={url}"))
-        .env("ZENO_WORKERS__ENV__PDO_DSN", dsn)
-        .env("ZENO_WORKERS__ENV__PDO_USER", user)
-        .env("ZENO_WORKERS__ENV__PDO_PASS", pass)
-        .start();
-    let (status, report) = get(&server, "/").await;
-    assert_eq!(status, 200, "{report}");
+/// in one worker: every value identical in value and PHP type — on the default php-cgi, or on
+/// PHP 8.4 (sid), whose PDO gives floats where 8.2's pdo_pgsql gave strings, and
+/// `Zeno\Db\Rows::asPdo` must follow.
+async fn every_type_as_pdo(twin: Twin, php84: bool) {
+    let php = php84.then(|| zeno_e2e::sid_php().0.display().to_string());
+    let report = no_differences("pdo-types.php", php.as_deref(), &twin).await;
     assert_eq!(report["queries"], 3, "{report:#}");
     assert!(report["values"].as_u64() > Some(5), "{report}");
-    assert_eq!(
-        report["differences"],
-        serde_json::json!([]),
-        "{dsn}: {report:#}"
-    );
 }
 
 #[tokio::test]
 async fn postgres_every_type_reads_and_writes_as_pdo() {
-    every_type_as_pdo(
-        "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &pg_url(),
-    )
-    .await;
+    every_type_as_pdo(Twin::postgres(), false).await;
 }
 
 #[tokio::test]
 async fn mariadb_every_type_reads_and_writes_as_pdo() {
-    every_type_as_pdo(
-        "mysql:host=127.0.0.1;port=3306;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &my_url(),
-    )
-    .await;
+    every_type_as_pdo(Twin::mariadb(), false).await;
 }
 
 #[tokio::test]
 async fn sqlite_every_type_reads_and_writes_as_pdo() {
-    let path = std::env::temp_dir().join(format!("zeno-types-{}.sqlite", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    every_type_as_pdo(
-        &format!("sqlite:{}", path.display()),
-        "",
-        "",
-        &format!("sqlite://{}", path.display()),
-    )
-    .await;
+    every_type_as_pdo(Twin::sqlite("types"), false).await;
 }
 
 #[tokio::test]
 async fn postgres_every_type_reads_and_writes_as_pdo_on_php84() {
-    let php = zeno_e2e::sid_php().0.display().to_string();
-    every_type_as_pdo_on(
-        Some(&php),
-        "pgsql:host=127.0.0.1;port=5432;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &pg_url(),
-    )
-    .await;
+    every_type_as_pdo(Twin::postgres(), true).await;
 }
 
 #[tokio::test]
 async fn mariadb_every_type_reads_and_writes_as_pdo_on_php84() {
-    let php = zeno_e2e::sid_php().0.display().to_string();
-    every_type_as_pdo_on(
-        Some(&php),
-        "mysql:host=127.0.0.1;port=3306;dbname=zeno_test",
-        "zeno",
-        "zeno",
-        &my_url(),
-    )
-    .await;
+    every_type_as_pdo(Twin::mariadb(), true).await;
 }
 
 #[tokio::test]
 async fn sqlite_every_type_reads_and_writes_as_pdo_on_php84() {
-    let php = zeno_e2e::sid_php().0.display().to_string();
-    let path = std::env::temp_dir().join(format!("zeno-types84-{}.sqlite", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    every_type_as_pdo_on(
-        Some(&php),
-        &format!("sqlite:{}", path.display()),
-        "",
-        "",
-        &format!("sqlite://{}", path.display()),
-    )
-    .await;
+    every_type_as_pdo(Twin::sqlite("types84"), true).await;
 }
